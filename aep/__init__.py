@@ -1,0 +1,1 @@
+"""The Adobe Experience Platform client: IMS auth, one HTTP layer, one module per API."""

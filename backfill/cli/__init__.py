@@ -1,0 +1,13 @@
+"""The `aep-migrate` command: one module per sub-command, all registered on one typer app."""
+
+from __future__ import annotations
+
+from backfill.cli import ship_cmd, validate_cmd  # noqa: F401  (registers the sub-commands)
+from backfill.cli._app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the `aep-migrate` console script."""
+    app()

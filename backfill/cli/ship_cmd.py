@@ -1,0 +1,1 @@
+"""`aep-migrate ship`, `trust-host` and `sftp-server` (issue 5)."""

@@ -1,0 +1,1 @@
+"""`aep-migrate validate`: check CSV exports against their contracts (issue 4)."""

@@ -1,0 +1,179 @@
+"""The settings models: one section per concern, secrets typed as SecretStr.
+
+Precedence: environment over file over defaults. Environment names are the section path
+upper-cased and joined with `__` under the prefix `AEP_BRIDGE_`, e.g.
+`AEP_BRIDGE_PLATFORM__CLIENT_SECRET`. Secrets (every `SecretStr` field) are read from the
+environment only; `config.loader` refuses them in a TOML file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "ENV_PREFIX",
+    "AepPullSettings",
+    "BackfillSettings",
+    "FlowsSettings",
+    "PlatformSettings",
+    "Settings",
+    "SftpSettings",
+    "SmokeSettings",
+]
+
+ENV_PREFIX = "AEP_BRIDGE_"
+ENV_NESTED_DELIMITER = "__"
+
+PlatformMode = Literal["embedded", "http", "remote"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class PlatformSettings(_Section):
+    mode: PlatformMode = "embedded"
+    """`embedded`: the emulator in-process; `http`: an emulator served by `aep-emulator serve`;
+    `remote`: real Adobe Experience Platform."""
+    gateway_url: str = "https://platform.adobe.io"
+    """Base URL of the Platform gateway (Flow Service, Catalog, Schema Registry, ...)."""
+    ims_url: str = "https://ims-na1.adobelogin.com"
+    """Base URL of Adobe IMS; the token comes from `{ims_url}/ims/token/v3`."""
+    inlet_url: str = "https://dcs.adobedc.net"
+    """Base URL of the streaming inlet host (Data Collection Core Service)."""
+    org_id: str = ""
+    """IMS organisation id, sent as `x-gw-ims-org-id`."""
+    sandbox: str = "prod"
+    """Sandbox name, sent as `x-sandbox-name`."""
+    client_id: str = ""
+    """OAuth server-to-server client id, also sent as `x-api-key`."""
+    scopes: list[str] = Field(
+        default_factory=lambda: [
+            "openid",
+            "AdobeID",
+            "read_organizations",
+            "additional_info.projectedProductContext",
+            "session",
+        ]
+    )
+    """IMS scopes, sent comma-separated."""
+    client_secret: SecretStr | None = None
+    """OAuth client secret. Environment only: AEP_BRIDGE_PLATFORM__CLIENT_SECRET."""
+    timeout_s: float = 30.0
+    """Timeout of one HTTP request, in seconds."""
+    max_attempts: int = Field(default=5, ge=1)
+    """Attempts per request for retryable failures (connect errors, 429, 500, 502-504)."""
+    deadline_s: float = Field(default=120.0, gt=0)
+    """Total time one call may spend across its retries, in seconds."""
+
+
+class SftpSettings(_Section):
+    """The SFTP server the uploader writes to (as this machine reaches it)."""
+
+    host: str = "127.0.0.1"
+    """Host name of the landing zone. In embedded mode, the embedded server's address."""
+    port: int = Field(default=22, ge=0, le=65535)
+    """Port; 0 in embedded mode picks a free port."""
+    user: str = "aep"
+    """User name."""
+    key_path: Path | None = None
+    """Private key file (Ed25519, RSA or ECDSA)."""
+    key_passphrase: SecretStr | None = None
+    """Passphrase of the key. Environment only: AEP_BRIDGE_SFTP__KEY_PASSPHRASE."""
+    password: SecretStr | None = None
+    """Password, when no key is used. Environment only: AEP_BRIDGE_SFTP__PASSWORD."""
+    known_hosts: Path | None = None
+    """known_hosts file the server's host key is verified against (never auto-added)."""
+    remote_root: str = "/landing"
+    """Directory on the server the files are shipped into."""
+    connections: int = Field(default=4, ge=1, le=64)
+    """Parallel connections (one file per connection at a time)."""
+    verify: Literal["sha256", "size"] = "sha256"
+    """Check after upload: read back and compare sha256, or compare the size only."""
+    gzip: bool = False
+    """Compress on the way (AEP's SFTP source reads `compressionType: gzip`)."""
+    timeout_s: float = 30.0
+    """Connect and per-operation timeout, in seconds."""
+    keepalive_s: int = 15
+    """SSH keepalive interval, in seconds."""
+    max_attempts: int = Field(default=5, ge=1)
+    """Reconnect attempts per file after a dropped connection."""
+
+
+class AepPullSettings(_Section):
+    """The SFTP server as AEP pulls from it: usually another host, port and path than the
+    uploader's, and AEP's own credential (password, or an RSA private key in PEM form)."""
+
+    host: str | None = None
+    """Host as AEP reaches it; defaults to `sftp.host`."""
+    port: int | None = None
+    """Port as AEP reaches it; defaults to `sftp.port`."""
+    folder_path: str | None = None
+    """Folder AEP reads (`folderPath`); defaults to `sftp.remote_root`."""
+    username: str | None = None
+    """User AEP logs in as; defaults to `sftp.user`."""
+    password: SecretStr | None = None
+    """AEP's password. Environment only: AEP_BRIDGE_AEP_PULL__PASSWORD."""
+    private_key: SecretStr | None = None
+    """AEP's RSA private key in PEM form. Environment only: AEP_BRIDGE_AEP_PULL__PRIVATE_KEY."""
+    passphrase: SecretStr | None = None
+    """Passphrase of that key. Environment only: AEP_BRIDGE_AEP_PULL__PASSPHRASE."""
+
+
+class BackfillSettings(_Section):
+    """Validation of the historical exports."""
+
+    input_dir: Path | None = None
+    """Directory of CSV exports to migrate; unset means the bundled sample exports."""
+    out_dir: Path | None = None
+    """Where valid, rejects and report files go; defaults to `<state_dir>/validated`."""
+    max_reject_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Above this share of rejected rows a file is marked failed and is never shipped."""
+    encoding: str | None = None
+    """Force an input encoding; unset detects UTF-8 (with or without BOM) or Windows-1252."""
+    account_timezone: str = "UTC"
+    """Time zone of Stripe Dashboard exports whose header does not say UTC."""
+    contracts_dir: Path | None = None
+    """Extra contract files that add to or override the shipped ones (by kind)."""
+    cutover: str | None = None
+    """ISO 8601 instant: rows created at or after it are left to the live sync (excluded)."""
+
+
+class FlowsSettings(_Section):
+    """The dataflows the tool creates."""
+
+    prefix: str = "aep-bridge"
+    """Prefix of every resource name the tool creates; the rest is the configuration key."""
+
+
+class SmokeSettings(_Section):
+    """The end-to-end smoke test."""
+
+    timeout_s: float = 900.0
+    """How long to wait for a record to land."""
+    poll_s: float = 5.0
+    """Polling interval while waiting."""
+
+
+class Settings(BaseSettings):
+    """All settings of aep-bridge."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+    state_dir: Path = Path(".aep-bridge")
+    """State directory: ledger, emulator state, embedded SFTP root, development credentials."""
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    sftp: SftpSettings = Field(default_factory=SftpSettings)
+    aep_pull: AepPullSettings = Field(default_factory=AepPullSettings)
+    backfill: BackfillSettings = Field(default_factory=BackfillSettings)
+    flows: FlowsSettings = Field(default_factory=FlowsSettings)
+    smoke: SmokeSettings = Field(default_factory=SmokeSettings)
