@@ -1,0 +1,239 @@
+"""The run ledger: what each input file of a migration reached, in SQLite in the state directory.
+
+One row per input file, keyed by the file's sha256, so a re-run recognises a file it has seen
+even under another path, and a crash at any point resumes at the step the file reached. Every
+transition is one SQLite transaction. The schema carries a version (`PRAGMA user_version`) and
+migrates forward.
+
+Steps form a closed, ordered set: a file is `validated`, then `shipped`, then `ingested` (the
+SFTP dataflow ran over it), then `reconciled`; or `failed` at one of them (with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Ledger", "LedgerEntry", "Step"]
+
+SCHEMA_VERSION = 1
+
+
+class Step(StrEnum):
+    """How far a file got. Ordered: a file never goes back to an earlier step."""
+
+    VALIDATED = "validated"
+    SHIPPED = "shipped"
+    INGESTED = "ingested"
+    RECONCILED = "reconciled"
+    FAILED = "failed"
+
+
+_ORDER = {Step.VALIDATED: 1, Step.SHIPPED: 2, Step.INGESTED: 3, Step.RECONCILED: 4}
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE files (
+        sha256        TEXT PRIMARY KEY,
+        input_path    TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        step          TEXT NOT NULL,
+        failed_step   TEXT,
+        reason        TEXT,
+        counts        TEXT NOT NULL DEFAULT '{}',
+        details       TEXT NOT NULL DEFAULT '{}',
+        updated_ms    INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        sha256        TEXT NOT NULL,
+        step          TEXT NOT NULL,
+        at_ms         INTEGER NOT NULL,
+        note          TEXT
+    );
+    """,
+}
+
+
+@dataclass
+class LedgerEntry:
+    """One input file's record in the ledger."""
+
+    sha256: str
+    input_path: str
+    kind: str
+    step: Step
+    failed_step: Step | None = None
+    reason: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def reached(self, step: Step) -> bool:
+        """Whether the file has completed `step` (a failed file has completed the steps before)."""
+        if self.step is Step.FAILED:
+            return self.failed_step is not None and _ORDER[step] < _ORDER[self.failed_step]
+        return _ORDER[self.step] >= _ORDER[step]
+
+
+class Ledger:
+    """The migration ledger in `<state_dir>/ledger.sqlite`."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> Ledger:
+        """The ledger of a state directory."""
+        return cls(state_dir / "ledger.sqlite")
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} was written by a newer aep-bridge (schema {version} > {SCHEMA_VERSION})"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._tx() as db:
+                # one statement at a time: executescript() would commit the open transaction
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={target}")
+
+    def get(self, sha256: str) -> LedgerEntry | None:
+        """The entry of a file, by the sha256 of its content."""
+        row = self._db.execute(
+            "SELECT sha256, input_path, kind, step, failed_step, reason, counts, details "
+            "FROM files WHERE sha256 = ?",
+            (sha256,),
+        ).fetchone()
+        return _entry(row) if row else None
+
+    def entries(self) -> list[LedgerEntry]:
+        """Every file the ledger knows, oldest first."""
+        rows = self._db.execute(
+            "SELECT sha256, input_path, kind, step, failed_step, reason, counts, details "
+            "FROM files ORDER BY updated_ms, sha256"
+        ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def record(
+        self,
+        sha256: str,
+        step: Step,
+        *,
+        input_path: str,
+        kind: str,
+        counts: dict[str, int] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> LedgerEntry:
+        """Record that a file completed `step`, merging counts and details into what is known.
+
+        Raises:
+            ValueError: when `step` would move the file back to an earlier step.
+        """
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT sha256, input_path, kind, step, failed_step, reason, counts, details "
+                "FROM files WHERE sha256 = ?",
+                (sha256,),
+            ).fetchone()
+            old = _entry(row) if row else None
+            if (
+                old is not None
+                and old.step is not Step.FAILED
+                and step is not Step.FAILED
+                and _ORDER[step] < _ORDER[old.step]
+            ):
+                raise ValueError(f"{input_path}: cannot go back from {old.step} to {step}")
+            merged_counts = {**(old.counts if old else {}), **(counts or {})}
+            merged_details = {**(old.details if old else {}), **(details or {})}
+            now = int(time.time() * 1000)
+            db.execute(
+                "INSERT INTO files(sha256, input_path, kind, step, failed_step, reason, counts, "
+                "details, updated_ms) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?) "
+                "ON CONFLICT(sha256) DO UPDATE SET input_path=excluded.input_path, "
+                "kind=excluded.kind, step=excluded.step, failed_step=NULL, reason=NULL, "
+                "counts=excluded.counts, details=excluded.details, updated_ms=excluded.updated_ms",
+                (
+                    sha256,
+                    input_path,
+                    kind,
+                    step.value,
+                    json.dumps(merged_counts),
+                    json.dumps(merged_details),
+                    now,
+                ),
+            )
+            db.execute(
+                "INSERT INTO events(sha256, step, at_ms, note) VALUES (?, ?, ?, NULL)",
+                (sha256, step.value, now),
+            )
+        entry = self.get(sha256)
+        assert entry is not None
+        return entry
+
+    def fail(self, sha256: str, step: Step, reason: str, *, input_path: str, kind: str) -> None:
+        """Record that a file failed at `step`, with the reason; a re-run retries that step."""
+        now = int(time.time() * 1000)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO files(sha256, input_path, kind, step, failed_step, reason, updated_ms) "
+                "VALUES (?, ?, ?, 'failed', ?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET "
+                "step='failed', failed_step=excluded.failed_step, reason=excluded.reason, "
+                "updated_ms=excluded.updated_ms",
+                (sha256, input_path, kind, step.value, reason, now),
+            )
+            db.execute(
+                "INSERT INTO events(sha256, step, at_ms, note) VALUES (?, 'failed', ?, ?)",
+                (sha256, now, f"{step.value}: {reason}"),
+            )
+
+
+def _entry(row: tuple[Any, ...]) -> LedgerEntry:
+    sha, path, kind, step, failed_step, reason, counts, details = row
+    return LedgerEntry(
+        sha256=sha,
+        input_path=path,
+        kind=kind,
+        step=Step(step),
+        failed_step=Step(failed_step) if failed_step else None,
+        reason=reason,
+        counts=json.loads(counts),
+        details=json.loads(details),
+    )

@@ -1,0 +1,67 @@
+"""The migration ledger: steps move forward only, survive a reopen, failures are retried."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from backfill.ledger import Ledger, Step
+
+
+def test_steps_persist_across_reopen_and_merge_counts(tmp_path):
+    with Ledger.in_state_dir(tmp_path) as ledger:
+        ledger.record(
+            "aa",
+            Step.VALIDATED,
+            input_path="a.csv",
+            kind="stripe_payments",
+            counts={"rows_read": 10, "valid": 8},
+        )
+        ledger.record(
+            "aa",
+            Step.SHIPPED,
+            input_path="a.csv",
+            kind="stripe_payments",
+            counts={"shipped": 8},
+            details={"remote": "/landing/a.csv"},
+        )
+    with Ledger.in_state_dir(tmp_path) as ledger:
+        entry = ledger.get("aa")
+        assert entry is not None
+        assert entry.step is Step.SHIPPED
+        assert entry.counts == {"rows_read": 10, "valid": 8, "shipped": 8}
+        assert entry.details == {"remote": "/landing/a.csv"}
+        assert entry.reached(Step.VALIDATED) and entry.reached(Step.SHIPPED)
+        assert not entry.reached(Step.INGESTED)
+
+
+def test_a_step_never_goes_back(tmp_path):
+    with Ledger.in_state_dir(tmp_path) as ledger:
+        ledger.record("bb", Step.INGESTED, input_path="b.csv", kind="k")
+        with pytest.raises(ValueError, match="cannot go back"):
+            ledger.record("bb", Step.VALIDATED, input_path="b.csv", kind="k")
+
+
+def test_failure_keeps_what_was_reached_and_a_rerun_retries(tmp_path):
+    with Ledger.in_state_dir(tmp_path) as ledger:
+        ledger.record("cc", Step.VALIDATED, input_path="c.csv", kind="k")
+        ledger.fail("cc", Step.SHIPPED, "connection refused", input_path="c.csv", kind="k")
+        entry = ledger.get("cc")
+        assert entry is not None and entry.step is Step.FAILED
+        assert entry.reason == "connection refused"
+        assert entry.reached(Step.VALIDATED) and not entry.reached(Step.SHIPPED)
+        ledger.record("cc", Step.SHIPPED, input_path="c.csv", kind="k")
+        entry = ledger.get("cc")
+        assert entry is not None and entry.step is Step.SHIPPED and entry.reason is None
+
+
+def test_schema_version_is_recorded_and_newer_is_refused(tmp_path):
+    Ledger.in_state_dir(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    db.execute("PRAGMA user_version=99")
+    db.commit()
+    db.close()
+    with pytest.raises(RuntimeError, match="newer aep-bridge"):
+        Ledger.in_state_dir(tmp_path)
