@@ -1,0 +1,132 @@
+"""Redaction: what must never leave the process in a log line, an error or a support bundle.
+
+Two rules, both always applied:
+
+- by field: every value under `auth.params` (at any depth), and any field whose name is a known
+  secret (`password`, `privateKeyContent`, `passPhrase`, `accessToken`, `clientSecret`,
+  `client_secret`, `access_token`, ...), and the `Authorization` header;
+- by value: every configured secret (and its base64 form) wherever it appears in text.
+
+Matching values alone would miss a base64-encoded private key whose PEM is configured, and
+matching fields alone would miss a secret echoed in a message; hence both.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["MASK", "SECRET_FIELDS", "SENSITIVE_HEADERS", "Redactor"]
+
+MASK = "***"
+
+SECRET_FIELDS = frozenset(
+    name.lower()
+    for name in (
+        "password",
+        "privateKeyContent",
+        "privateKey",
+        "passPhrase",
+        "passphrase",
+        "accessToken",
+        "access_token",
+        "refreshToken",
+        "refresh_token",
+        "clientSecret",
+        "client_secret",
+        "secret",
+        "apiKey",
+        "token",
+        "authorization",
+    )
+)
+"""Field names whose value is always masked (compared case-insensitively)."""
+
+SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+"""Headers whose value is always masked."""
+
+_MIN_SECRET_LEN = 4  # shorter values would mask ordinary text everywhere
+
+
+class Redactor:
+    """Masks secrets by field and by value.
+
+    Args:
+        secrets: the configured secret values (client secret, SFTP password, private key, ...).
+
+    Example:
+        >>> r = Redactor(["s3cr3t-value"])
+        >>> r.text("token=s3cr3t-value")
+        'token=***'
+    """
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        """Also mask `secret` (and its base64 and stripped forms) from now on."""
+        if not secret:
+            return
+        forms = {secret, secret.strip()}
+        raw = secret.encode("utf-8")
+        forms.add(base64.b64encode(raw).decode("ascii"))
+        forms.add(base64.urlsafe_b64encode(raw).decode("ascii"))
+        # a multi-line secret (a PEM key) may appear line by line or with escaped newlines
+        if "\n" in secret:
+            forms.add(secret.replace("\n", "\\n"))
+            forms.update(line.strip() for line in secret.splitlines() if "-----" not in line)
+        self._values.update(f for f in forms if len(f) >= _MIN_SECRET_LEN)
+        ordered = sorted(self._values, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+
+    def text(self, value: str) -> str:
+        """`value` with every configured secret replaced by `***`."""
+        if self._pattern is None or not value:
+            return value
+        return self._pattern.sub(MASK, value)
+
+    def headers(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+        """Headers as a dict with sensitive ones masked."""
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        return {k: (MASK if k.lower() in SENSITIVE_HEADERS else self.text(v)) for k, v in items}
+
+    def json(self, node: Any, *, _under_auth_params: bool = False) -> Any:
+        """A copy of a JSON value with secret fields and secret values masked."""
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                name = str(key)
+                if _under_auth_params or name.lower() in SECRET_FIELDS:
+                    out[name] = self._mask_all(value)
+                elif name == "auth" and isinstance(value, dict):
+                    out[name] = {
+                        k: (self._mask_all(v) if k == "params" else self.json(v))
+                        for k, v in value.items()
+                    }
+                else:
+                    out[name] = self.json(value)
+            return out
+        if isinstance(node, list):
+            return [self.json(v, _under_auth_params=_under_auth_params) for v in node]
+        if isinstance(node, str):
+            return MASK if _under_auth_params else self.text(node)
+        return MASK if _under_auth_params and node is not None else node
+
+    def _mask_all(self, node: Any) -> Any:
+        """Mask every leaf of `node`, keeping its keys (so a bundle still shows the shape)."""
+        if isinstance(node, dict):
+            return {str(k): self._mask_all(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self._mask_all(v) for v in node]
+        return None if node is None else MASK
+
+    def form(self, fields: Mapping[str, str]) -> dict[str, str]:
+        """A form body (IMS token request) with secret fields masked."""
+        return {
+            k: (MASK if k.lower() in SECRET_FIELDS else self.text(v)) for k, v in fields.items()
+        }
