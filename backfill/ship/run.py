@@ -1,0 +1,312 @@
+"""`ship`: deliver many files over N parallel connections, then write the manifest.
+
+Each worker thread owns one connection and takes the next file from a queue (largest first).
+A retryable failure closes the connection, waits (capped exponential backoff) and resumes the
+same file on a fresh connection, up to `max_attempts`. A host key or authentication failure
+stops every worker: no later file could succeed either.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from backfill.ship.connect import ConnectSpec, SftpConnection, open_connection, translate_errors
+from backfill.ship.errors import AuthFailed, HostKeyError, RemoteRefused, ShipError
+from backfill.ship.journal import Journal
+from backfill.ship.manifest import ManifestEntry, manifest_document, upload_manifest
+from backfill.ship.source import FileMeta, PreparedSource, prepare_source
+from backfill.ship.upload import (
+    CHECKPOINT_BYTES,
+    ProgressFn,
+    Verify,
+    backoff_s,
+    deliver_once,
+    is_retryable,
+)
+
+__all__ = ["FileResult", "ShipOptions", "ShipResult", "expand_inputs", "ship"]
+
+log = logging.getLogger(__name__)
+
+FileStatus = Literal["shipped", "already-there", "failed"]
+
+
+@dataclass(frozen=True)
+class ShipOptions:
+    """How to ship (defaults follow `SftpSettings`)."""
+
+    remote_dir: str = "/landing"
+    connections: int = 4
+    verify: Verify = "sha256"
+    gzip: bool = False
+    max_attempts: int = 5
+    checkpoint_bytes: int = CHECKPOINT_BYTES
+    backoff_base_s: float = 0.5
+    write_manifest: bool = True
+
+
+@dataclass
+class FileResult:
+    """What happened to one local file."""
+
+    source: str
+    status: FileStatus
+    remote_path: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    compression: str = "none"
+    rows: int | None = None
+    contract: str | None = None
+    attempts: int = 0
+    resumed_from: int = 0
+    renamed_by: str | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class ShipResult:
+    """What a `ship` call did; `ok` when every file is under its final name."""
+
+    run_id: str
+    remote_dir: str
+    files: list[FileResult] = field(default_factory=list)
+    manifest_path: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every file delivered (shipped now or already there)."""
+        return all(f.status != "failed" for f in self.files)
+
+    @property
+    def bytes_shipped(self) -> int:
+        """Bytes of the files delivered by this run (not counting ones already there)."""
+        return sum(f.size or 0 for f in self.files if f.status == "shipped")
+
+    def asdict(self) -> dict[str, Any]:
+        """JSON-ready form (what `--json` prints)."""
+        return {
+            "run_id": self.run_id,
+            "remote_dir": self.remote_dir,
+            "ok": self.ok,
+            "manifest": self.manifest_path,
+            "seconds": round(self.seconds, 3),
+            "bytes_shipped": self.bytes_shipped,
+            "files": [asdict(f) for f in self.files],
+        }
+
+
+def expand_inputs(paths: Iterable[Path]) -> list[Path]:
+    """Files named directly, plus the regular, non-hidden files directly inside directories
+    (skipping `*.report.json` sidecars and temporary `*.part` / `*.tmp` files), sorted."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            for child in sorted(p.iterdir()):
+                n = child.name
+                if not child.is_file() or n.startswith("."):
+                    continue
+                if n.endswith((".report.json", ".part", ".tmp")):
+                    continue
+                out.append(child)
+        else:
+            out.append(p)
+    return out
+
+
+class _Holder:
+    """The connection a worker owns, (re)opened on demand."""
+
+    def __init__(self, spec: ConnectSpec) -> None:
+        self.spec = spec
+        self.conn: SftpConnection | None = None
+
+    def get(self) -> SftpConnection:
+        if self.conn is None or not self.conn.alive():
+            self.close()
+            self.conn = open_connection(self.spec)
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def _ensure_dir(conn: SftpConnection, remote_dir: str) -> None:
+    with translate_errors(f"creating {remote_dir}"):
+        parts = [p for p in remote_dir.split("/") if p]
+        path = "/" if remote_dir.startswith("/") else ""
+        for part in parts:
+            path = posixpath.join(path, part) if path else part
+            try:
+                conn.sftp.stat(path)
+            except FileNotFoundError:
+                conn.sftp.mkdir(path)
+
+
+def ship(
+    paths: Sequence[Path],
+    spec: ConnectSpec,
+    *,
+    state_dir: Path,
+    options: ShipOptions | None = None,
+    meta: Mapping[Path, FileMeta] | None = None,
+    progress: ProgressFn | None = None,
+    run_id: str | None = None,
+) -> ShipResult:
+    """Deliver `paths` (files) into `options.remote_dir` on the server `spec` names.
+
+    Args:
+        state_dir: where the resume journal and gzip staging live (`<state_dir>/ship/`).
+        meta: rows and contract per local path; files not in it use their sidecar report.
+        progress: called from worker threads as `progress(remote_name, position, size)`.
+        run_id: names the manifest; a fresh one by default.
+
+    Returns:
+        One `FileResult` per path (in the given order) and the manifest's remote path.
+
+    Raises:
+        HostKeyError, AuthFailed: the server cannot be trusted or refused us (nothing shipped
+            after that point).
+        ConnectFailed: the server could not be reached at all, even once.
+    """
+    opts = options or ShipOptions()
+    started = time.monotonic()
+    run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    result = ShipResult(run_id=run_id, remote_dir=opts.remote_dir)
+    work = state_dir / "ship"
+    journal = Journal(work / "progress.json")
+    staging = work / "staging"
+    results: list[FileResult | None] = [None] * len(paths)
+    prepared: list[tuple[int, PreparedSource]] = []
+    for i, p in enumerate(paths):
+        try:
+            src = prepare_source(
+                p, gzip_it=opts.gzip, staging_dir=staging, meta=(meta or {}).get(p)
+            )
+        except ShipError as exc:
+            results[i] = FileResult(source=str(p), status="failed", error=str(exc))
+            continue
+        prepared.append((i, src))
+    prepared.sort(key=lambda item: -item[1].size)
+
+    first = _Holder(spec)
+    try:
+        _ensure_dir(first.get(), opts.remote_dir)
+    except ShipError:
+        first.close()
+        raise
+    jobs: queue.Queue[tuple[int, PreparedSource]] = queue.Queue()
+    for item in prepared:
+        jobs.put(item)
+    stop = threading.Event()
+    fatal: list[BaseException] = []
+
+    def run_file(holder: _Holder, src: PreparedSource) -> FileResult:
+        res = FileResult(
+            source=str(src.original),
+            status="failed",
+            size=src.size,
+            compression=src.compression,
+            rows=src.meta.rows,
+            contract=src.meta.contract,
+        )
+        t0 = time.monotonic()
+        last: ShipError | None = None
+        while res.attempts < opts.max_attempts and not stop.is_set():
+            res.attempts += 1
+            try:
+                done = deliver_once(
+                    holder.get(),
+                    src,
+                    opts.remote_dir,
+                    journal=journal,
+                    verify=opts.verify,
+                    progress=progress,
+                    checkpoint_bytes=opts.checkpoint_bytes,
+                )
+            except (HostKeyError, AuthFailed):
+                stop.set()
+                raise
+            except ShipError as exc:
+                last = exc
+                holder.close()
+                log.warning("%s: attempt %d failed: %s", src.remote_name, res.attempts, exc)
+                if not is_retryable(exc) or isinstance(exc, RemoteRefused):
+                    break
+                if res.attempts < opts.max_attempts:
+                    stop.wait(backoff_s(res.attempts, base=opts.backoff_base_s))
+                continue
+            res.status = "already-there" if done.renamed_by == "already-there" else "shipped"
+            res.remote_path, res.sha256 = done.final_path, done.sha256
+            res.resumed_from, res.renamed_by = done.resumed_from, done.renamed_by
+            break
+        if res.status == "failed":
+            res.error = f"after {res.attempts} attempt(s): {last}" if last else "stopped"
+        res.seconds = time.monotonic() - t0
+        return res
+
+    def worker(holder: _Holder) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    index, src = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                results[index] = run_file(holder, src)
+        except BaseException as exc:  # surfaced by the caller thread
+            fatal.append(exc)
+            stop.set()
+        finally:
+            holder.close()
+
+    n = max(1, min(opts.connections, len(prepared)))
+    holders = [first] + [_Holder(spec) for _ in range(n - 1)]
+    threads = [
+        threading.Thread(target=worker, args=(h,), name=f"ship-{k}", daemon=True)
+        for k, h in enumerate(holders)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if fatal:
+        raise fatal[0]
+    result.files = [
+        r if r is not None else FileResult(source=str(paths[i]), status="failed", error="stopped")
+        for i, r in enumerate(results)
+    ]
+    if opts.write_manifest and result.ok and result.files:
+        entries = [
+            ManifestEntry(
+                name=posixpath.basename(f.remote_path or ""),
+                size=f.size or 0,
+                sha256=f.sha256 or "",
+                rows=f.rows,
+                contract=f.contract,
+                compression=f.compression,
+                source=Path(f.source).name,
+            )
+            for f in result.files
+        ]
+        holder = _Holder(spec)
+        try:
+            result.manifest_path = upload_manifest(
+                holder.get(), opts.remote_dir, manifest_document(run_id, opts.remote_dir, entries)
+            )
+        finally:
+            holder.close()
+    result.seconds = time.monotonic() - started
+    return result

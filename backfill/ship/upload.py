@@ -1,0 +1,257 @@
+"""Delivering one file: temporary name, pipelined resumable write, verification, atomic rename.
+
+The remote file only ever appears under its final name through a rename of a complete,
+verified temporary file in the same directory:
+
+1. `.<name>.<token>.part` — a dot name ending in `.part`, which AEP's `*.csv`-style patterns
+   never match — is written with pipelined requests of the server's preferred size; every
+   `checkpoint_bytes` the outstanding writes are drained and the confirmed offset is recorded
+   in the journal.
+2. After a dropped connection (or a killed process) the same temporary file is resumed from
+   min(its remote size, the confirmed offset), truncated there first.
+3. The remote size is compared; with `verify="sha256"` the file is read back (pipelined
+   reads) and its sha256 compared with the local bytes'. A mismatch deletes it and fails the
+   attempt (the next one starts from byte 0).
+4. `posix-rename` to the final name (atomic, replaces). Without that extension: a plain
+   rename, which fails rather than overwrite; if the final name is taken, a rename to a fresh
+   timestamped name. Never remove-then-rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import posixpath
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import paramiko
+
+from backfill.ship.connect import SftpConnection, translate_errors
+from backfill.ship.errors import RemoteRefused, ShipError, VerifyFailed
+from backfill.ship.journal import Journal, JournalEntry, journal_key
+from backfill.ship.source import PreparedSource
+
+__all__ = [
+    "CHECKPOINT_BYTES",
+    "LOCAL_CHUNK",
+    "Delivered",
+    "ProgressFn",
+    "backoff_s",
+    "deliver_once",
+    "is_retryable",
+    "temp_name_for",
+]
+
+log = logging.getLogger(__name__)
+
+LOCAL_CHUNK = 1 << 20
+"""Bytes read from the local file and handed to one pipelined write call."""
+CHECKPOINT_BYTES = 32 << 20
+"""Drain acknowledgements and record the confirmed offset this often."""
+
+ProgressFn = Callable[[str, int, int], None]
+"""Called as `progress(remote_name, position, size)` while a file is written (the position
+goes back when an attempt resumes from an earlier confirmed offset)."""
+
+Verify = Literal["sha256", "size"]
+
+
+def temp_name_for(remote_name: str) -> str:
+    """A fresh temporary name beside the final one that no AEP file pattern matches."""
+    return f".{remote_name}.{secrets.token_hex(4)}.part"
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Outcome of one successful attempt."""
+
+    final_path: str
+    sha256: str
+    resumed_from: int
+    renamed_by: Literal["posix-rename", "rename", "rename-unique", "already-there"]
+
+
+def _drain(f: paramiko.SFTPFile) -> None:
+    """Wait for every outstanding pipelined write's status; raise the first error."""
+    # paramiko keeps the pending write request ids in `_reqs` and only drains them when >100
+    # are pending; there is no public call that waits for them without closing the file.
+    reqs = f._reqs  # type: ignore[attr-defined]
+    while reqs:
+        f.sftp._read_response(reqs.popleft())
+
+
+def _stat_size(conn: SftpConnection, path: str) -> int | None:
+    try:
+        return int(conn.sftp.stat(path).st_size or 0)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if getattr(exc, "errno", None) == 2:
+            return None
+        raise
+
+
+def _remote_sha256(conn: SftpConnection, path: str, size: int) -> str:
+    h = hashlib.sha256()
+    with conn.sftp.open(path, "rb") as f:
+        f.MAX_REQUEST_SIZE = conn.request_size  # type: ignore[misc]
+        f.prefetch(size, max_concurrent_requests=64)
+        got = 0
+        while got < size:
+            data = f.read(min(LOCAL_CHUNK, size - got))
+            if not data:
+                break
+            h.update(data)
+            got += len(data)
+    if got != size:
+        raise VerifyFailed(f"{path}: read back {got} bytes, expected {size}")
+    return h.hexdigest()
+
+
+def _unique_final(final_path: str) -> str:
+    directory, name = posixpath.split(final_path)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stem, dot, ext = name.partition(".")
+    unique = f"{stem}.{stamp}-{secrets.token_hex(3)}{dot}{ext}"
+    return posixpath.join(directory, unique)
+
+
+def _rename_into_place(conn: SftpConnection, temp: str, final: str) -> tuple[str, str]:
+    if conn.posix_rename is not False:
+        try:
+            conn.sftp.posix_rename(temp, final)
+            conn.posix_rename = True
+            return final, "posix-rename"
+        except OSError as exc:
+            if conn.posix_rename is True:
+                raise
+            # first use on this connection: the server may not offer the extension
+            log.info("posix-rename refused by %s (%s); using rename", conn.spec.host, exc)
+            conn.posix_rename = False
+    try:
+        conn.sftp.rename(temp, final)
+        return final, "rename"
+    except OSError:
+        if _stat_size(conn, final) is None:
+            raise
+    # the final name is taken and the server cannot replace atomically: never remove it
+    # first (a window with no file, or a reader seeing a half state); take a fresh name
+    unique = _unique_final(final)
+    conn.sftp.rename(temp, unique)
+    return unique, "rename-unique"
+
+
+def deliver_once(
+    conn: SftpConnection,
+    src: PreparedSource,
+    remote_dir: str,
+    *,
+    journal: Journal,
+    verify: Verify,
+    progress: ProgressFn | None = None,
+    checkpoint_bytes: int = CHECKPOINT_BYTES,
+) -> Delivered:
+    """One attempt at delivering `src` into `remote_dir` over `conn`.
+
+    Raises:
+        TransferFailed: connection lost or timed out (retryable; progress is kept).
+        VerifyFailed: the remote bytes differ (retryable; the temporary file was removed).
+        RemoteRefused: the server refused an operation (not retryable).
+    """
+    final = posixpath.join(remote_dir, src.remote_name)
+    key = journal_key(final, src.upload_path, src.size, src.mtime_ns)
+    entry = journal.get(key)
+    with translate_errors(f"delivering {src.original.name} to {final}"):
+        if entry and entry.done and entry.sha256 and entry.final_path:
+            if _stat_size(conn, entry.final_path) == src.size:
+                return Delivered(entry.final_path, entry.sha256, src.size, "already-there")
+            entry = None
+        if entry is None:
+            entry = JournalEntry(
+                final, posixpath.join(remote_dir, temp_name_for(src.remote_name)), src.size
+            )
+            journal.put(key, entry)
+        remote_size = _stat_size(conn, entry.temp_path)
+        offset = min(remote_size or 0, entry.confirmed)
+        h = hashlib.sha256()
+        with src.upload_path.open("rb") as local:
+            if offset:
+                remaining = offset
+                while remaining:
+                    data = local.read(min(LOCAL_CHUNK, remaining))
+                    if not data:
+                        raise ShipError(f"{src.upload_path} shrank while shipping")
+                    h.update(data)
+                    remaining -= len(data)
+                f = conn.sftp.open(entry.temp_path, "r+b")
+                f.truncate(offset)
+                f.seek(offset)
+                log.info("resuming %s at byte %d of %d", final, offset, src.size)
+            else:
+                f = conn.sftp.open(entry.temp_path, "wb")
+            try:
+                f.MAX_REQUEST_SIZE = conn.request_size  # type: ignore[misc]
+                f.set_pipelined(True)
+                pos = offset
+                since = 0
+                if progress:
+                    progress(src.remote_name, pos, src.size)
+                while True:
+                    data = local.read(LOCAL_CHUNK)
+                    if not data:
+                        break
+                    h.update(data)
+                    f.write(data)
+                    pos += len(data)
+                    since += len(data)
+                    if progress:
+                        progress(src.remote_name, pos, src.size)
+                    if since >= checkpoint_bytes:
+                        _drain(f)
+                        entry.confirmed = pos
+                        journal.put(key, entry)
+                        since = 0
+                _drain(f)
+            finally:
+                with contextlib.suppress(Exception):
+                    f.close()
+        if pos != src.size:
+            raise ShipError(f"{src.upload_path} changed size while shipping ({pos} != {src.size})")
+        entry.confirmed = pos
+        journal.put(key, entry)
+        sha = h.hexdigest()
+        got = _stat_size(conn, entry.temp_path)
+        if got != src.size:
+            journal.drop(key)
+            with contextlib.suppress(OSError):
+                conn.sftp.remove(entry.temp_path)
+            raise VerifyFailed(f"{entry.temp_path}: remote size {got}, local {src.size}")
+        if verify == "sha256":
+            remote_sha = _remote_sha256(conn, entry.temp_path, src.size)
+            if remote_sha != sha:
+                journal.drop(key)
+                with contextlib.suppress(OSError):
+                    conn.sftp.remove(entry.temp_path)
+                raise VerifyFailed(
+                    f"{entry.temp_path}: remote sha256 {remote_sha} != local {sha}; removed, "
+                    "will upload again"
+                )
+        final_path, how = _rename_into_place(conn, entry.temp_path, final)
+        entry.done, entry.final_path, entry.sha256 = True, final_path, sha
+        journal.put(key, entry)
+    return Delivered(final_path, sha, offset, how)  # type: ignore[arg-type]
+
+
+def backoff_s(attempt: int, *, base: float = 0.5, cap: float = 10.0) -> float:
+    """Capped exponential backoff before attempt `attempt + 1`."""
+    return min(cap, base * (2 ** (attempt - 1)))
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether another attempt could succeed."""
+    return isinstance(exc, ShipError) and exc.retryable and not isinstance(exc, RemoteRefused)
