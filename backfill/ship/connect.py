@@ -175,8 +175,14 @@ def _load_key(spec: ConnectSpec) -> paramiko.PKey | None:
     if spec.key_path is None:
         return None
     try:
-        return paramiko.PKey.from_path(spec.key_path, spec.key_passphrase)
-    except paramiko.PasswordRequiredException:
+        password = spec.key_passphrase.encode() if spec.key_passphrase else None
+        return paramiko.PKey.from_path(spec.key_path, password)
+    except (paramiko.PasswordRequiredException, TypeError) as exc:
+        # cryptography raises TypeError for "encrypted but no password" (and the reverse)
+        if spec.key_passphrase and "not encrypted" in str(exc):
+            raise AuthFailed(
+                f"private key {spec.key_path} is not encrypted: unset its passphrase"
+            ) from None
         raise AuthFailed(
             f"private key {spec.key_path} is encrypted: set its passphrase in "
             "AEP_BRIDGE_SFTP__KEY_PASSPHRASE"

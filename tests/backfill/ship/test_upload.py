@@ -1,0 +1,202 @@
+"""Uploading to OpenSSH sshd: byte-identical, atomic (never a partial file under its final
+name), verified, 0-byte refused, gzip recorded, parallel, rename fallback without posix-rename."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from backfill.ship import ConnectSpec, FileMeta, ShipOptions, ship
+from tests.backfill.ship.conftest import spec_for
+from tests.support.sshd import Sshd
+
+
+def _manifest(landing: Path, result_manifest: str | None) -> dict:
+    assert result_manifest is not None
+    return json.loads((landing / Path(result_manifest).name).read_text())
+
+
+def test_ship_is_byte_identical_verified_and_manifest_is_last(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    a = make_file("a.csv", 300_000)
+    b = make_file("b.csv", 1_000)
+    result = ship(
+        [a, b],
+        spec,
+        state_dir=tmp_path / "state",
+        options=ShipOptions(remote_dir=str(sshd.landing)),
+        meta={a: FileMeta(rows=42, contract="stripe_payments")},
+    )
+    assert result.ok, result.asdict()
+    for src in (a, b):
+        assert (sshd.landing / src.name).read_bytes() == src.read_bytes()
+    assert [f.renamed_by for f in result.files] == ["posix-rename", "posix-rename"]
+    assert not [p for p in sshd.landing.iterdir() if p.name.endswith(".part")]
+    doc = _manifest(sshd.landing, result.manifest_path)
+    by_name = {f["name"]: f for f in doc["files"]}
+    assert by_name["a.csv"]["rows"] == 42 and by_name["a.csv"]["contract"] == "stripe_payments"
+    assert by_name["b.csv"]["rows"] is None
+    assert by_name["a.csv"]["size"] == 300_000
+
+    assert by_name["b.csv"]["sha256"] == hashlib.sha256(b.read_bytes()).hexdigest()
+    # the manifest is written after every data file
+    manifest_mtime = (sshd.landing / Path(result.manifest_path or "").name).stat().st_mtime_ns
+    assert all((sshd.landing / n).stat().st_mtime_ns <= manifest_mtime for n in by_name)
+
+
+def test_rows_and_contract_come_from_sidecar_report(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    a = make_file("pay.csv", 500)
+    (a.parent / "pay.csv.report.json").write_text(json.dumps({"rows": 7, "contract": "stripe"}))
+    result = ship(
+        [a], spec, state_dir=tmp_path / "st", options=ShipOptions(remote_dir=str(sshd.landing))
+    )
+    doc = _manifest(sshd.landing, result.manifest_path)
+    assert doc["files"][0]["rows"] == 7 and doc["files"][0]["contract"] == "stripe"
+
+
+def test_no_file_under_final_name_before_complete(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    src = make_file("big.csv", 4 << 20)
+    final = sshd.landing / "big.csv"
+    seen_sizes: list[int] = []
+    temp_seen: list[str] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                seen_sizes.append(final.stat().st_size)
+            temp_seen.extend(p.name for p in sshd.landing.iterdir() if p.name.endswith(".part"))
+
+    def slow(name: str, pos: int, size: int) -> None:
+        time.sleep(0.03)  # stretch the upload so the poller sees it in flight
+
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+    try:
+        result = ship(
+            [src],
+            spec,
+            state_dir=tmp_path / "state",
+            options=ShipOptions(remote_dir=str(sshd.landing)),
+            progress=slow,
+        )
+    finally:
+        stop.set()
+        t.join(5)
+    assert result.ok
+    assert [n for n in temp_seen if n.startswith(".big.csv.")], "temporary file never seen"
+    assert not any(n.endswith(".csv") for n in temp_seen)  # AEP's *.csv never matches
+    assert seen_sizes and set(seen_sizes) == {4 << 20}
+    assert final.read_bytes() == src.read_bytes()
+
+
+def test_zero_byte_file_is_refused_others_still_ship(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    empty = make_file("empty.csv", 0, b"")
+    ok = make_file("ok.csv", 100)
+    result = ship(
+        [empty, ok],
+        spec,
+        state_dir=tmp_path / "s",
+        options=ShipOptions(remote_dir=str(sshd.landing)),
+    )
+    assert not result.ok
+    assert result.files[0].status == "failed" and "0 bytes" in (result.files[0].error or "")
+    assert result.files[1].status == "shipped"
+    assert not (sshd.landing / "empty.csv").exists()
+    assert result.manifest_path is None  # a run with a failed file writes no manifest
+
+
+def test_gzip_on_the_way_is_recorded_in_manifest(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = b"id,amount\n" + b"".join(b"%d,%d.00\n" % (i, i * 3) for i in range(20_000))
+    src = make_file("payments.csv", 0, data)
+    result = ship(
+        [src],
+        spec,
+        state_dir=tmp_path / "s",
+        options=ShipOptions(remote_dir=str(sshd.landing), gzip=True),
+    )
+    assert result.ok, result.asdict()
+    landed = sshd.landing / "payments.csv.gz"
+    assert gzip.decompress(landed.read_bytes()) == data
+    assert landed.stat().st_size < len(data) // 3
+    entry = _manifest(sshd.landing, result.manifest_path)["files"][0]
+    assert entry["compression"] == "gzip" and entry["name"] == "payments.csv.gz"
+    assert entry["size"] == landed.stat().st_size
+
+
+def test_parallel_files_over_several_connections(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    files = [make_file(f"f{i}.csv", 200_000 + i) for i in range(8)]
+    peak = [0]
+    lock = threading.Lock()
+
+    def watch(name: str, pos: int, size: int) -> None:
+        with lock:
+            peak[0] = max(peak[0], len(sshd.connection_pids()))
+        time.sleep(0.01)
+
+    result = ship(
+        files,
+        spec,
+        state_dir=tmp_path / "s",
+        options=ShipOptions(remote_dir=str(sshd.landing / "par"), connections=3),
+        progress=watch,
+    )
+    assert result.ok, result.asdict()
+    for f in files:
+        assert (sshd.landing / "par" / f.name).read_bytes() == f.read_bytes()
+    assert peak[0] >= 2  # more than one connection was busy at once
+
+
+def test_rerun_skips_files_already_delivered(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    src = make_file("once.csv", 10_000)
+    opts = ShipOptions(remote_dir=str(sshd.landing))
+    first = ship([src], spec, state_dir=tmp_path / "s", options=opts)
+    again = ship([src], spec, state_dir=tmp_path / "s", options=opts)
+    assert first.files[0].status == "shipped"
+    assert again.files[0].status == "already-there" and again.bytes_shipped == 0
+
+
+def test_without_posix_rename_renames_without_removing(
+    sshd_no_posix_rename: Sshd, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    server = sshd_no_posix_rename
+    spec = spec_for(server)
+    src = make_file("data.csv", 50_000)
+    opts = ShipOptions(remote_dir=str(server.landing))
+    first = ship([src], spec, state_dir=tmp_path / "s1", options=opts)
+    assert first.ok, first.asdict()
+    assert first.files[0].renamed_by == "rename"
+    assert (server.landing / "data.csv").read_bytes() == src.read_bytes()
+    # a second delivery of new bytes under the same name: the old file is never removed,
+    # the new one takes a fresh name that cannot have existed
+    old = (server.landing / "data.csv").read_bytes()
+    old_inode = (server.landing / "data.csv").stat().st_ino
+    src.write_bytes(b"x" * 1000)
+    second = ship([src], spec, state_dir=tmp_path / "s2", options=opts)
+    assert second.ok, second.asdict()
+    assert second.files[0].renamed_by == "rename-unique"
+    assert (server.landing / "data.csv").read_bytes() == old
+    new_name = Path(second.files[0].remote_path or "").name
+    assert new_name.startswith("data.") and new_name.endswith(".csv") and new_name != "data.csv"
+    assert (server.landing / new_name).read_bytes() == b"x" * 1000
+    # same inode: the file under the final name was never removed and re-created
+    assert (server.landing / "data.csv").stat().st_ino == old_inode
