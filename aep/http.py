@@ -323,7 +323,7 @@ class Http:
         timeout: float,
     ) -> httpx.Response:
         token = self.auth.token() if (platform and self.auth is not None) else None
-        captured = None if body_json is None else self.redactor.json(body_json)
+        captured = None if body_json is None else self.redactor.json(body_json, learn=True)
         send = lambda tok: self._send_once(  # noqa: E731
             method,
             url,

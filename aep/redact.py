@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -65,6 +66,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
         for secret in secrets:
             self.add(secret)
 
@@ -80,9 +82,13 @@ class Redactor:
         if "\n" in secret:
             forms.add(secret.replace("\n", "\\n"))
             forms.update(line.strip() for line in secret.splitlines() if "-----" not in line)
-        self._values.update(f for f in forms if len(f) >= _MIN_SECRET_LEN)
-        ordered = sorted(self._values, key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+        with self._lock:
+            new = {f for f in forms if len(f) >= _MIN_SECRET_LEN} - self._values
+            if not new:
+                return
+            self._values.update(new)
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
     def text(self, value: str) -> str:
         """`value` with every configured secret replaced by `***`."""
@@ -95,34 +101,46 @@ class Redactor:
         items = headers.items() if isinstance(headers, Mapping) else headers
         return {k: (MASK if k.lower() in SENSITIVE_HEADERS else self.text(v)) for k, v in items}
 
-    def json(self, node: Any, *, _under_auth_params: bool = False) -> Any:
-        """A copy of a JSON value with secret fields and secret values masked."""
+    def json(self, node: Any, *, learn: bool = False) -> Any:
+        """A copy of a JSON value with secret fields and secret values masked.
+
+        Args:
+            node: the JSON value.
+            learn: also mask, from now on, the values of secret-named fields found here
+                (for outgoing bodies: a server that echoes the password back in an error
+                message must not leak it either).
+        """
         if isinstance(node, dict):
             out: dict[str, Any] = {}
             for key, value in node.items():
                 name = str(key)
-                if _under_auth_params or name.lower() in SECRET_FIELDS:
-                    out[name] = self._mask_all(value)
+                if name.lower() in SECRET_FIELDS:
+                    out[name] = self._mask_all(value, learn=learn)
                 elif name == "auth" and isinstance(value, dict):
                     out[name] = {
-                        k: (self._mask_all(v) if k == "params" else self.json(v))
+                        k: (self._mask_all(v) if k == "params" else self.json(v, learn=learn))
                         for k, v in value.items()
                     }
+                    params = value.get("params")
+                    if learn and isinstance(params, dict):
+                        self.json(params, learn=True)  # learn the secret-named ones
                 else:
-                    out[name] = self.json(value)
+                    out[name] = self.json(value, learn=learn)
             return out
         if isinstance(node, list):
-            return [self.json(v, _under_auth_params=_under_auth_params) for v in node]
+            return [self.json(v, learn=learn) for v in node]
         if isinstance(node, str):
-            return MASK if _under_auth_params else self.text(node)
-        return MASK if _under_auth_params and node is not None else node
+            return self.text(node)
+        return node
 
-    def _mask_all(self, node: Any) -> Any:
+    def _mask_all(self, node: Any, *, learn: bool = False) -> Any:
         """Mask every leaf of `node`, keeping its keys (so a bundle still shows the shape)."""
         if isinstance(node, dict):
-            return {str(k): self._mask_all(v) for k, v in node.items()}
+            return {str(k): self._mask_all(v, learn=learn) for k, v in node.items()}
         if isinstance(node, list):
-            return [self._mask_all(v) for v in node]
+            return [self._mask_all(v, learn=learn) for v in node]
+        if learn and isinstance(node, str):
+            self.add(node)
         return None if node is None else MASK
 
     def form(self, fields: Mapping[str, str]) -> dict[str, str]:

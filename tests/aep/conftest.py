@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from aep.auth import IMSAuth
+from aep.client import PlatformClient
 from aep.http import Http, HttpConfig, RetryPolicy
 from aep.redact import Redactor
+from config.settings import PlatformSettings, Settings
 from tests.aep.server import State, TestServer
 
 CLIENT_ID = "test-client"
@@ -72,3 +75,34 @@ def make_http(server: TestServer) -> Iterator[MakeHttp]:
     yield make
     for http in made:
         http.close()
+
+
+@pytest.fixture
+def make_client(server: TestServer) -> Iterator[Callable[..., PlatformClient]]:
+    """Build a `PlatformClient` from settings pointing at `server`."""
+    made: list[PlatformClient] = []
+
+    def make(**platform: object) -> PlatformClient:
+        settings = Settings(
+            platform=PlatformSettings(
+                mode="http",
+                gateway_url=server.base_url,
+                ims_url=server.base_url,
+                inlet_url=server.base_url,
+                org_id=ORG,
+                sandbox=SANDBOX,
+                client_id=CLIENT_ID,
+                client_secret=SecretStr(CLIENT_SECRET),
+                timeout_s=5.0,
+                max_attempts=4,
+                deadline_s=20.0,
+                **platform,
+            )
+        )
+        client = PlatformClient(settings)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

@@ -1,0 +1,83 @@
+"""What the per-API modules share: the service base, `_links.next` paging, model parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from aep.http import Http
+
+__all__ = ["Model", "Service"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_MAX_PAGES = 10_000  # a server that keeps answering the same page must not loop forever
+
+
+class Model(BaseModel):
+    """Base of the models the client reads: unknown fields kept, names as Adobe spells them."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Service:
+    """One Platform API under one base path (e.g. `/data/foundation/flowservice`)."""
+
+    base: str = ""
+
+    def __init__(self, http: Http) -> None:
+        self.http = http
+
+    def url(self, path: str) -> str:
+        """The full URL of `path` under this API."""
+        return self.http.url(self.base, path)
+
+    def _parse(self, response: httpx.Response, model: type[M], data: Any) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
+            raise self.http.format_error(
+                response, f"{model.__name__} expected; bad fields: {fields}"
+            ) from None
+
+    def _next_url(self, href: str) -> str:
+        if href.startswith(("http://", "https://")):
+            return href
+        if href.startswith(self.base + "/") or href.startswith("/data/"):
+            return self.http.config.gateway_url.rstrip("/") + href
+        return self.url(href if href.startswith("/") else "/" + href)
+
+    def _pages(
+        self,
+        path: str,
+        *,
+        params: list[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        items_key: str = "items",
+    ) -> Iterator[tuple[httpx.Response, list[Any]]]:
+        """Yield each page's items, following `_links.next.href` until there is none."""
+        url: str | None = self.url(path)
+        query: list[tuple[str, Any]] | None = params
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                return
+            response = self.http.request("GET", url, params=query, headers=headers)
+            body = self.http.json(response)
+            if not isinstance(body, dict):
+                raise self.http.format_error(response, "a JSON object with a list was expected")
+            items = body.get(items_key) or []
+            if not isinstance(items, list):
+                raise self.http.format_error(response, f"`{items_key}` is not a list")
+            yield response, items
+            links = body.get("_links") if isinstance(body.get("_links"), dict) else {}
+            nxt = links.get("next") if isinstance(links.get("next"), dict) else None
+            href = nxt.get("href") if nxt else None
+            if not href or not items or href in seen:
+                return
+            seen.add(href)
+            url, query = self._next_url(str(href)), None
