@@ -197,6 +197,12 @@ def open_sftp(auth: SftpAuth, known_hosts: Path | None) -> Iterator[paramiko.SFT
                     f"host key of {auth.host}:{auth.port} is not in known_hosts "
                     f"({known_hosts}); refusing to connect (host keys are never auto-added)"
                 ) from None
+            if "banner" in text or "No existing session" in text:
+                # paramiko reports a silent server as a missing session once the banner wait ends
+                raise SourceError(
+                    f"timed out waiting for the SSH banner of {where} "
+                    f"({CONNECT_TIMEOUT_S:g} s): is it an SSH server?"
+                ) from None
             raise SourceError(f"SSH handshake with {where} failed: {text}") from None
         except TimeoutError:
             raise SourceError(f"timed out connecting to {where}") from None
