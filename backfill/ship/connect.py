@@ -118,27 +118,37 @@ class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
 
 
 @contextlib.contextmanager
-def translate_errors(what: str) -> Iterator[None]:
+def translate_errors(what: str, conn: SftpConnection | None = None) -> Iterator[None]:
     """Re-raise paramiko/socket errors raised inside as our own types, `from` the original.
 
     Connection-level failures (dropped, timed out, protocol) become `TransferFailed`
     (retryable); an SFTP status error (the server answered "no") becomes `RemoteRefused`.
+    paramiko raises a bare `OSError(text)` both for some status errors and for a closed
+    socket, so with `conn` given a dead transport decides: then it is `TransferFailed`.
     """
     try:
         yield
     except ShipError:
         raise
-    except TimeoutError as exc:
-        raise TransferFailed(f"{what}: timed out ({exc or 'no answer'})") from exc
-    except (EOFError, paramiko.SSHException, ConnectionError) as exc:
-        raise TransferFailed(f"{what}: connection lost ({exc or type(exc).__name__})") from exc
     except OSError as exc:
-        if exc.errno in (errno_mod.EACCES, errno_mod.ENOENT, errno_mod.EEXIST, errno_mod.EPERM):
-            raise RemoteRefused(f"{what}: {exc.strerror or exc}", errno=exc.errno) from exc
-        if exc.errno is None and exc.args and isinstance(exc.args[0], str):
-            # paramiko maps SSH_FX_FAILURE & co. to IOError(text) without an errno
-            raise RemoteRefused(f"{what}: {exc.args[0]}") from exc
-        raise TransferFailed(f"{what}: {exc}") from exc
+        if conn is not None and not conn.alive() and not isinstance(exc, TimeoutError):
+            raise TransferFailed(f"{what}: connection lost ({exc})") from exc
+        raise _translate_os_error(what, exc) from exc
+    except (EOFError, paramiko.SSHException) as exc:
+        raise TransferFailed(f"{what}: connection lost ({exc or type(exc).__name__})") from exc
+
+
+def _translate_os_error(what: str, exc: OSError) -> ShipError:
+    if isinstance(exc, TimeoutError):
+        return TransferFailed(f"{what}: timed out ({exc or 'no answer'})")
+    if isinstance(exc, ConnectionError):
+        return TransferFailed(f"{what}: connection lost ({exc or type(exc).__name__})")
+    if exc.errno in (errno_mod.EACCES, errno_mod.ENOENT, errno_mod.EEXIST, errno_mod.EPERM):
+        return RemoteRefused(f"{what}: {exc.strerror or exc}", errno=exc.errno)
+    if exc.errno is None and exc.args and isinstance(exc.args[0], str):
+        # paramiko maps SSH_FX_FAILURE & co. to IOError(text) without an errno
+        return RemoteRefused(f"{what}: {exc.args[0]}")
+    return TransferFailed(f"{what}: {exc}")
 
 
 @dataclass

@@ -166,7 +166,7 @@ def deliver_once(
     final = posixpath.join(remote_dir, src.remote_name)
     key = journal_key(final, src.upload_path, src.size, src.mtime_ns)
     entry = journal.get(key)
-    with translate_errors(f"delivering {src.original.name} to {final}"):
+    with translate_errors(f"delivering {src.original.name} to {final}", conn):
         if entry and entry.done and entry.sha256 and entry.final_path:
             if _stat_size(conn, entry.final_path) == src.size:
                 return Delivered(entry.final_path, entry.sha256, src.size, "already-there")
