@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.keys import KeyProblem, check_rsa_pem
 
 __all__ = [
     "ENV_PREFIX",
@@ -36,6 +38,9 @@ class _Section(BaseModel):
 
 
 class PlatformSettings(_Section):
+    """Where Platform is (the embedded emulator, one served over HTTP, or real AEP) and who
+    the tool is there (org, sandbox, OAuth server-to-server client)."""
+
     mode: PlatformMode = "embedded"
     """`embedded`: the emulator in-process; `http`: an emulator served by `aep-emulator serve`;
     `remote`: real Adobe Experience Platform."""
@@ -122,6 +127,24 @@ class AepPullSettings(_Section):
     """AEP's RSA private key in PEM form. Environment only: AEP_BRIDGE_AEP_PULL__PRIVATE_KEY."""
     passphrase: SecretStr | None = None
     """Passphrase of that key. Environment only: AEP_BRIDGE_AEP_PULL__PASSPHRASE."""
+
+    @model_validator(mode="after")
+    def _password_or_rsa_key(self) -> AepPullSettings:
+        """Password or key, not both; the key must be an RSA private key in PEM form."""
+        if self.password is not None and self.private_key is not None:
+            raise ValueError(
+                "set either AEP_BRIDGE_AEP_PULL__PASSWORD or AEP_BRIDGE_AEP_PULL__PRIVATE_KEY, "
+                "not both (AEP's SFTP base connection takes one auth spec)"
+            )
+        if self.passphrase is not None and self.private_key is None:
+            raise ValueError("passphrase is set but private_key is not")
+        if self.private_key is not None:
+            passphrase = self.passphrase.get_secret_value() if self.passphrase else None
+            try:
+                check_rsa_pem(self.private_key.get_secret_value(), passphrase)
+            except KeyProblem as exc:
+                raise ValueError(f"private_key: {exc}") from None
+        return self
 
 
 class BackfillSettings(_Section):
