@@ -1,0 +1,191 @@
+"""The contract of one CSV export, as read from its TOML file (pydantic at the boundary).
+
+A contract says which columns an export has (canonical name, header and aliases), how each
+column's text must look, which cross-column rules hold, which rows are set aside (excluded)
+rather than rejected, the identity key, and the conversions for the destination.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "ColumnSpec",
+    "ColumnType",
+    "Condition",
+    "Contract",
+    "DatetimeFormat",
+    "EraSpec",
+    "ExcludeSpec",
+    "Level",
+    "NumberLocale",
+    "RuleSpec",
+]
+
+Level = Literal["error", "warning"]
+ColumnType = Literal["string", "money", "decimal", "int", "bool", "datetime"]
+DatetimeFormat = Literal["ymd_hm", "ymd_hms", "ymd_hms_frac", "iso_offset", "unix"]
+NumberLocale = Literal["plain", "en", "de"]
+"""`plain`: `1234.56` only; `en`: also `1,234.56`; `de`: `1.234,56` and `1234,56`."""
+TimezoneSpec = str
+"""`UTC`, `account` (settings.backfill.account_timezone), `header` (UTC when the matched header
+says `(UTC)`, else the account zone) or an IANA zone name."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Model):
+    """One column the contract knows: where it comes from, what its text must look like."""
+
+    name: str
+    """Canonical name in the valid output (the same whatever the export era)."""
+    header: str
+    """The header as the current export writes it."""
+    aliases: tuple[str, ...] = ()
+    """Other headers accepted for this column (older eras, other selections)."""
+    required: bool = False
+    """The header must be present (after aliases)."""
+    nullable: bool = True
+    """An empty value is allowed."""
+    type: ColumnType = "string"
+    level: Level = "error"
+    """Level of this column's value checks (format, pattern, enum, range)."""
+    pattern: str | None = None
+    """Regex the whole value must match (when not empty)."""
+    no_scientific: bool = False
+    """Reject Excel's `9.16722E+11` mangling of long digit strings."""
+    enum: tuple[str, ...] = ()
+    """Allowed values (when not empty)."""
+    enum_map: dict[str, str] = Field(default_factory=dict)
+    """Export value -> destination value (e.g. Stripe `Paid` -> `succeeded`)."""
+    case_insensitive: bool = False
+    unknown_enum_level: Level | None = None
+    """Level for a value outside `enum`; defaults to `level`."""
+    lower: bool = False
+    """Lower-case the value in the output (currency codes)."""
+    currency: str | None = None
+    """Money: canonical name of the column holding this amount's currency."""
+    currency_fallback: str | None = None
+    """Money: currency column used when `currency` is empty (Stripe `Fee`)."""
+    signed: bool = False
+    """Money/decimal: negative values allowed."""
+    minimum: float | None = None
+    maximum: float | None = None
+    min_level: Level | None = None
+    """Level of the `minimum` check (defaults to `level`)."""
+    formats: tuple[DatetimeFormat, ...] = ()
+    timezone: TimezoneSpec = "UTC"
+    not_future: bool = False
+    not_before: str | None = None
+    """Datetime: earliest accepted instant, ISO date (`2011-01-01`)."""
+    convert: Literal["none", "minor_units", "unix_seconds", "iso_utc"] = "none"
+
+    @model_validator(mode="after")
+    def _check(self) -> ColumnSpec:
+        if self.type == "money" and not self.currency:
+            raise ValueError(f"money column {self.name!r} needs `currency`")
+        if self.type == "datetime" and not self.formats:
+            raise ValueError(f"datetime column {self.name!r} needs `formats`")
+        return self
+
+
+class Condition(_Model):
+    """A condition on one column's text: equals one of `values` (case-insensitive)."""
+
+    column: str
+    values: tuple[str, ...]
+
+
+class RuleSpec(_Model):
+    """A cross-column rule, evaluated on the parsed values."""
+
+    id: str
+    kind: Literal[
+        "compare", "difference", "required_if", "any_present", "forbid", "both_or_neither"
+    ]
+    level: Level = "error"
+    message: str
+    column: str | None = None
+    """Column reported in the rejects file (defaults to the first column involved)."""
+    left: str | None = None
+    op: Literal["<", "<=", "==", "!=", ">=", ">"] | None = None
+    right: str | None = None
+    value: float | None = None
+    """compare: constant right-hand side; required_if: threshold for `left op value`."""
+    result: str | None = None
+    """difference: `result == left - right`."""
+    columns: tuple[str, ...] = ()
+    """any_present / both_or_neither: the columns involved."""
+    when: tuple[Condition, ...] = ()
+    """Only rows where every condition holds are checked."""
+
+
+class EraSpec(_Model):
+    """A named header era, recognised by headers that must all be present."""
+
+    name: str
+    headers: tuple[str, ...]
+    description: str = ""
+
+
+class ExcludeSpec(_Model):
+    """Rows set aside by a named reason that is not an error (e.g. Stripe test mode)."""
+
+    reason: str
+    column: str
+    values: tuple[str, ...]
+    message: str = ""
+
+
+class Contract(_Model):
+    """The contract of one export kind."""
+
+    kind: str
+    title: str
+    confirmed: bool
+    """False (UNCONFIRMED) when the header is not confirmed from a real export."""
+    source: str = ""
+    destination: Literal["stripe", "aep"]
+    number_locale: NumberLocale = "plain"
+    max_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Overrides settings.backfill.max_reject_rate for this kind."""
+    identity: tuple[str, ...]
+    identity_mode: Literal["coalesce", "composite"] = "composite"
+    event_time: str | None = None
+    """Canonical datetime column compared with the cut-over."""
+    detect_min_score: int = 1
+    eras: tuple[EraSpec, ...] = ()
+    columns: tuple[ColumnSpec, ...]
+    rules: tuple[RuleSpec, ...] = ()
+    exclude: tuple[ExcludeSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_refs(self) -> Contract:
+        names = {c.name for c in self.columns}
+        problems: list[str] = []
+        if len(names) != len(self.columns):
+            problems.append("duplicate canonical column names")
+        refs = list(self.identity)
+        refs += [c.currency for c in self.columns if c.currency]
+        refs += [c.currency_fallback for c in self.columns if c.currency_fallback]
+        refs += [e.column for e in self.exclude]
+        if self.event_time:
+            refs.append(self.event_time)
+        for r in self.rules:
+            refs += [x for x in (r.left, r.right, r.result, r.column) if x]
+            refs += list(r.columns) + [w.column for w in r.when]
+        problems += [f"unknown column {r!r}" for r in refs if r not in names]
+        if problems:
+            raise ValueError(f"contract {self.kind}: " + "; ".join(sorted(set(problems))))
+        return self
+
+    def column(self, name: str) -> ColumnSpec:
+        """The column with canonical `name`."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)

@@ -1,0 +1,126 @@
+"""Pass 1a: the bytes of a file: encoding, BOM, line endings, final newline.
+
+The whole file is decoded (not a sample), so a Windows-1252 byte at the end of a 1 GB export
+is found. A file that is not UTF-8 is transcoded to a UTF-8 copy only when its encoding is
+detected as Windows-1252/Latin-1 or given with `--encoding`, and the report says so; nothing is
+replaced silently.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ByteFacts", "EncodingError", "scan_bytes", "transcode_to_utf8"]
+
+_CHUNK = 16 * 1024 * 1024
+_BOM = codecs.BOM_UTF8
+# Bytes Windows-1252 leaves undefined: seeing one means Latin-1 (ISO-8859-1) instead.
+_CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
+
+
+class EncodingError(Exception):
+    """The file cannot be decoded with the given or detected encoding."""
+
+
+@dataclass
+class ByteFacts:
+    """What the bytes pass found."""
+
+    size: int
+    encoding: str
+    """`utf-8`, or the source encoding of a transcoded file."""
+    detected: bool
+    """True when the encoding was detected rather than given."""
+    bom: bool
+    crlf: int
+    """Line ends written as CRLF."""
+    lf: int
+    """All line ends (LF), CRLF included."""
+    ends_with_newline: bool
+    first_bad_line: int | None = None
+    """1-based physical line of the first byte that is not UTF-8 (when not UTF-8)."""
+    first_bad_offset: int | None = None
+
+    @property
+    def line_endings(self) -> str:
+        """`LF`, `CRLF`, `mixed` or `none`."""
+        if self.lf == 0:
+            return "none"
+        if self.crlf == self.lf:
+            return "CRLF"
+        return "LF" if self.crlf == 0 else "mixed"
+
+
+def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
+    """Read the file once in chunks: UTF-8 check, BOM, line-ending counts.
+
+    Args:
+        path: the CSV file.
+        encoding: a declared source encoding; when set, the file is checked against it.
+
+    Raises:
+        EncodingError: the declared encoding does not decode the file.
+    """
+    declared = codecs.lookup(encoding).name if encoding else None
+    check = declared or "utf-8"
+    dec = codecs.getincrementaldecoder(check)(errors="strict")
+    size = crlf = lf = 0
+    bom = False
+    last = b""
+    prev_tail = b""
+    bad_off: int | None = None
+    bad_line: int | None = None
+    seen = set()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            if size == 0:
+                bom = chunk.startswith(_BOM)
+            if bad_off is None:
+                try:
+                    dec.decode(chunk, final=False)
+                except UnicodeDecodeError as exc:
+                    bad_off = size + exc.start
+                    bad_line = lf + chunk.count(b"\n", 0, exc.start) + 1
+                    if declared:
+                        raise EncodingError(
+                            f"{path}: not valid {declared} at byte {bad_off} (line {bad_line})"
+                        ) from None
+            if bad_off is not None and not declared:
+                seen.update(b for b in _CP1252_UNDEFINED if b in chunk)
+            lf += chunk.count(b"\n")
+            crlf += chunk.count(b"\r\n") + (prev_tail == b"\r" and chunk[:1] == b"\n")
+            prev_tail = chunk[-1:]
+            last = chunk[-1:]
+            size += len(chunk)
+    if bad_off is None:
+        try:
+            dec.decode(b"", final=True)
+        except UnicodeDecodeError:
+            bad_off, bad_line = size, lf + 1
+            if declared:
+                raise EncodingError(f"{path}: truncated {declared} sequence at the end") from None
+    enc = declared or "utf-8"
+    if bad_off is not None and not declared:
+        enc = "latin-1" if seen else "windows-1252"
+    return ByteFacts(
+        size=size,
+        encoding=codecs.lookup(enc).name if enc != "windows-1252" else "windows-1252",
+        detected=declared is None,
+        bom=bom,
+        crlf=crlf,
+        lf=lf,
+        ends_with_newline=last == b"\n",
+        first_bad_line=bad_line,
+        first_bad_offset=bad_off,
+    )
+
+
+def transcode_to_utf8(src: Path, dst: Path, encoding: str) -> None:
+    """Write a UTF-8 copy of `src` decoded from `encoding` (strict: never replaces bytes)."""
+    dec = codecs.getincrementaldecoder(encoding)(errors="strict")
+    with src.open("rb") as fin, dst.open("wb") as fout:
+        while chunk := fin.read(_CHUNK):
+            fout.write(dec.decode(chunk).encode("utf-8"))
+        fout.write(dec.decode(b"", final=True).encode("utf-8"))

@@ -1,0 +1,616 @@
+"""Validate CSV exports against their contracts: the passes, in order, for a set of files.
+
+1. structure: bytes (encoding, BOM, line ends) then records (field counts, cut-off tail,
+   multi-line records), before any value is read; the header is matched to a contract.
+2. duplicates: per kind, across all files of that kind, only the identity columns are read and
+   only the identities seen more than once are kept (small). Doing this inside the main query
+   (`is_duplicated()`) would make polars hold the whole file.
+3. rules: one streaming query per file evaluates every rule, splits rows into valid / rejected /
+   excluded / pending-duplicate and writes them (collect_all over several sinks shares the scan).
+   Pending duplicates (few) are then resolved in memory: exact copies are excluded, conflicting
+   ones rejected, and the survivors appended to the valid file.
+
+Every input row ends up in exactly one of valid, rejects or excluded, and the counts are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+from backfill.contracts import Contract, DetectionError, HeaderMatch, clean_header, detect
+from backfill.contracts.model import NumberLocale
+from backfill.validate import parse
+from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
+from backfill.validate.result import FileResult, RunResult
+from backfill.validate.rules import Check, ColumnEnv, build_checks, text_col
+from backfill.validate.structure import Structure, line_numbers, read_header, scan_structure
+from backfill.validate.values import output_value, typed_value
+
+__all__ = ["DEFAULT_MAX_REJECT_RATE", "ValidateOptions", "validate_files"]
+
+DEFAULT_MAX_REJECT_RATE = 0.05
+_REJECT_COLS = ["line", "column", "rule", "message", "value", "raw_line"]
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """How to validate: where outputs go and the settings that apply to every file."""
+
+    out_dir: Path
+    kind: str | None = None
+    encoding: str | None = None
+    account_timezone: str = "UTC"
+    max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
+    cutover: datetime | None = None
+    locale: NumberLocale | None = None
+    now: datetime | None = None
+
+
+@dataclass
+class _Prepared:
+    """A file that passed the structure pass and the header check."""
+
+    result: FileResult
+    src: Path
+    """UTF-8 file to read (the input, or its transcoded copy)."""
+    header: list[str]
+    match: HeaderMatch
+    structure: Structure
+    work: Path
+    stem: str
+    env: ColumnEnv
+    checks: list[Check] = field(default_factory=list)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    warn_counts: dict[str, int] = field(default_factory=dict)
+    extra_rejects: list[pl.DataFrame] = field(default_factory=list)
+    extra_excluded: list[pl.DataFrame] = field(default_factory=list)
+    extra_valid: int = 0
+
+    @property
+    def contract(self) -> Contract:
+        return self.match.contract
+
+
+def _stems(paths: Sequence[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        base = p.name[:-4] if p.name.lower().endswith(".csv") else p.name
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.append(base if n == 0 else f"{base}-{n + 1}")
+    return out
+
+
+def _resolve_tz(spec: str, header: str | None, account: str) -> str:
+    if spec == "header":
+        return "UTC" if header and "(UTC)" in header else account
+    if spec == "account":
+        return account
+    return spec
+
+
+def _prepare(
+    path: Path, stem: str, contracts: dict[str, Contract], opts: ValidateOptions
+) -> _Prepared | FileResult:
+    res = FileResult(path=path, status="unreadable")
+    t0 = time.perf_counter()
+    try:
+        if not path.is_file():
+            res.message = f"{path}: no such file"
+            return res
+        facts = scan_bytes(path, opts.encoding)
+    except (EncodingError, LookupError, OSError) as exc:
+        res.message = (
+            str(exc)
+            if not isinstance(exc, LookupError)
+            else f"{path}: unknown encoding {opts.encoding!r}"
+        )
+        return res
+    res.bytes, res.bom, res.line_endings = facts.size, facts.bom, facts.line_endings
+    work = opts.out_dir / ".work" / stem
+    work.mkdir(parents=True, exist_ok=True)
+    src = path
+    if facts.encoding != "utf-8":
+        src = work / "utf8.csv"
+        transcode_to_utf8(path, src, facts.encoding)
+        res.encoding = facts.encoding
+        how = "detected" if facts.detected else "declared"
+        res.encoding_note = f"not UTF-8 ({how} {facts.encoding}, first non-UTF-8 byte on line {facts.first_bad_line}); converted to UTF-8"
+        if not facts.detected:
+            res.encoding_note = f"read as declared {facts.encoding}; converted to UTF-8"
+    if facts.size == 0:
+        res.status, res.message = "header", f"{path}: empty file (no header)"
+        return res
+    header = clean_header(read_header(src))
+    res.status = "header"
+    dupes = sorted({h for h in header if h and header.count(h) > 1})
+    if dupes:
+        res.message = f"{path}: duplicate column names {dupes}"
+        return res
+    try:
+        match, why = detect(contracts, [h for h in header], opts.kind)
+    except DetectionError as exc:
+        res.message = f"{path}: {exc}"
+        res.unknown_columns = header
+        return res
+    c = match.contract
+    res.kind, res.why, res.era, res.contract_confirmed = c.kind, why, match.era, c.confirmed
+    res.unknown_columns = [h for h in match.unknown if h]
+    res.missing_columns = match.missing_required
+    if match.missing_required:
+        res.message = f"{path}: header does not fit {c.kind}: missing required column(s) {', '.join(match.missing_required)}"
+        return res
+    try:
+        tz = {
+            col.name: _resolve_tz(
+                col.timezone, match.matched_header.get(col.name), opts.account_timezone
+            )
+            for col in c.columns
+            if col.type == "datetime"
+        }
+        for z in set(tz.values()):
+            ZoneInfo(z)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        res.message = f"{path}: unknown time zone ({exc})"
+        return res
+    structure = scan_structure(src, len(header), ends_with_newline=facts.ends_with_newline)
+    res.status = "validated"
+    res.passes["structure"] = time.perf_counter() - t0
+    env = ColumnEnv(
+        header=match.matched_header,
+        tz=tz,
+        locale=opts.locale or c.number_locale,
+        now=(opts.now or datetime.now(UTC)).replace(tzinfo=None),
+    )
+    return _Prepared(res, src, header, match, structure, work, stem, env)
+
+
+def _frame(p: _Prepared) -> pl.LazyFrame:
+    """All records of the file as text, under canonical names (+ pass-through columns)."""
+    n = len(p.header)
+    rows = p.structure.readable_records
+    if rows <= 0:
+        lf = pl.LazyFrame(schema={"__rec": pl.Int64, **{f"c{i}": pl.String for i in range(n)}})
+    else:
+        lf = pl.scan_csv(
+            p.src,
+            has_header=False,
+            skip_rows=1,
+            schema={f"c{i}": pl.String for i in range(n)},
+            truncate_ragged_lines=True,
+            n_rows=rows,
+        ).with_row_index("__rec")
+    sel: list[pl.Expr] = [pl.col("__rec").cast(pl.Int64)]
+    for col in p.contract.columns:
+        pos = p.match.columns.get(col.name)
+        sel.append(
+            (pl.col(f"c{pos}") if pos is not None else pl.lit(None, pl.String)).alias(col.name)
+        )
+    names = {c.name for c in p.contract.columns}
+    for i, h in enumerate(p.header):
+        if i in p.match.columns.values() or not h:
+            continue
+        sel.append(pl.col(f"c{i}").alias(h if h not in names else f"{h} (source)"))
+    return lf.select(sel)
+
+
+def _passthrough(p: _Prepared) -> list[str]:
+    names = {c.name for c in p.contract.columns}
+    used = set(p.match.columns.values())
+    return [
+        h if h not in names else f"{h} (source)"
+        for i, h in enumerate(p.header)
+        if i not in used and h
+    ]
+
+
+def _key(contract: Contract) -> pl.Expr:
+    parts = [
+        pl.when(parse.blank(text_col(k))).then(None).otherwise(text_col(k).str.strip_chars())
+        for k in contract.identity
+    ]
+    if contract.identity_mode == "coalesce":
+        return pl.coalesce(parts).alias("__key")
+    return pl.concat_str(parts, separator="\x1f").alias("__key")
+
+
+def _duplicate_keys(files: list[_Prepared]) -> pl.Series:
+    frames = [_frame(p).select(_key(p.contract)) for p in files]
+    return (
+        pl.concat(frames)
+        .filter(pl.col("__key").is_not_null())
+        .group_by("__key")
+        .len()
+        .filter(pl.col("len") > 1)
+        .collect(engine="streaming")["__key"]
+    )
+
+
+def _main_pass(p: _Prepared, dup_keys: pl.Series, cutover: datetime | None) -> None:
+    c = p.contract
+    env = p.env
+    checks = build_checks(env, c)
+    p.checks = checks
+    lf = _frame(p).with_columns(
+        [typed_value(col, locale=env.locale, tz=env.tz.get(col.name, "UTC")) for col in c.columns]  # type: ignore[arg-type]
+    )
+    lf = lf.with_columns([chk.failed for chk in checks])
+    rec = pl.col("__rec")
+    st = p.structure
+    struct_map = {pr.rec: pr.rule for pr in st.problems if pr.rec < st.readable_records}
+    excl: pl.Expr = pl.when(rec.is_in(st.blank_recs)).then(pl.lit("blank_line"))
+    for ex in c.exclude:
+        t = text_col(ex.column).str.strip_chars().str.to_lowercase()
+        excl = excl.when(t.is_in([v.lower() for v in ex.values])).then(pl.lit(ex.reason))
+    if cutover is not None and c.event_time:
+        cut = pl.lit(cutover.astimezone(UTC).replace(tzinfo=None)).dt.replace_time_zone("UTC")
+        excl = excl.when(pl.col(f"__v_{c.event_time}") >= cut).then(pl.lit("after_cutover"))
+    errors = [chk for chk in checks if chk.level == "error"]
+    warnings = [chk for chk in checks if chk.level == "warning"]
+    err_rule: pl.Expr = pl.when(rec.is_in(list(struct_map))).then(
+        rec.replace_strict(struct_map, default=None, return_dtype=pl.String)
+    )
+    err_col: pl.Expr = pl.when(rec.is_in(list(struct_map))).then(pl.lit(""))
+    err_val: pl.Expr = pl.when(rec.is_in(list(struct_map))).then(pl.lit(""))
+    struct_hit = rec.is_in(list(struct_map))
+    for chk in errors:
+        hit = pl.col(chk.failed.meta.output_name())
+        err_rule = err_rule.when(hit).then(pl.lit(chk.rule))
+        err_col = err_col.when(hit).then(pl.lit(chk.column))
+        err_val = err_val.when(hit).then(chk.value)
+    lf = lf.with_columns(
+        __excl=pl.when(struct_hit).then(None).otherwise(excl.otherwise(None)),
+        __rule=err_rule.otherwise(None),
+        __col=err_col.otherwise(None),
+        __val=err_val.otherwise(None).cast(pl.String),
+        __key=_key(c),
+    )
+    outcome = (
+        pl.when(struct_hit)
+        .then(pl.lit("rejected"))
+        .when(pl.col("__excl").is_not_null())
+        .then(pl.lit("excluded"))
+        .when(pl.col("__rule").is_not_null())
+        .then(pl.lit("rejected"))
+        .when(pl.col("__key").is_in(dup_keys.implode()))
+        .then(pl.lit("pending"))
+        .otherwise(pl.lit("valid"))
+    )
+    lf = lf.with_columns(__outcome=outcome)
+    out_cols = [output_value(col, locale=env.locale) for col in c.columns]  # type: ignore[arg-type]
+    passthrough = [pl.col(h) for h in _passthrough(p)]
+    o = pl.col("__outcome")
+    valid_path = p.result.valid_path
+    assert valid_path is not None
+    text_cols = [pl.col(col.name).fill_null("") for col in c.columns] + [
+        h.fill_null("") for h in passthrough
+    ]
+    queries: list[pl.LazyFrame] = [
+        lf.filter(o == "valid").select(out_cols + passthrough).sink_csv(valid_path, lazy=True),
+        lf.filter(o == "rejected")
+        .select("__rec", "__rule", "__col", "__val")
+        .sink_parquet(p.work / "rejects.parquet", lazy=True),
+        lf.filter(o == "excluded")
+        .select("__rec", "__excl", "__key")
+        .sink_parquet(p.work / "excluded.parquet", lazy=True),
+        lf.filter(o == "pending")
+        .select(
+            "__rec",
+            "__key",
+            pl.concat_str(text_cols, separator="\x1f").hash().alias("__hash"),
+            *out_cols,
+            *passthrough,
+        )
+        .sink_parquet(p.work / "pending.parquet", lazy=True),
+        lf.group_by("__outcome", pl.coalesce("__excl", "__rule").alias("__why")).len(),
+    ]
+    ok = o.is_in(["valid", "pending"])
+    if warnings:
+        items = [
+            pl.when(pl.col(w.failed.meta.output_name())).then(
+                pl.struct(
+                    rule=pl.lit(w.rule), column=pl.lit(w.column), value=w.value.cast(pl.String)
+                )
+            )
+            for w in warnings
+        ]
+        queries.append(
+            lf.filter(ok)
+            .select("__rec", __w=pl.concat_list(items).list.drop_nulls())
+            .filter(pl.col("__w").list.len() > 0)
+            .explode("__w")
+            .unnest("__w")
+            .sink_parquet(p.work / "warnings.parquet", lazy=True)
+        )
+        queries.append(
+            lf.filter(ok).select([pl.col(w.failed.meta.output_name()).sum() for w in warnings])
+        )
+    out = pl.collect_all(queries, engine="streaming")
+    for why_outcome, why, n in out[4].iter_rows():
+        p.counts[(why_outcome, why or "")] = int(n)
+    if warnings:
+        sums = out[-1].row(0)
+        for w, n in zip(warnings, sums, strict=True):
+            if n:
+                p.warn_counts[w.rule] = p.warn_counts.get(w.rule, 0) + int(n)
+
+
+def _resolve_duplicates(files: list[_Prepared]) -> None:
+    frames = []
+    for i, p in enumerate(files):
+        path = p.work / "pending.parquet"
+        if path.exists():
+            frames.append(pl.read_parquet(path).with_columns(__file=pl.lit(i)))
+    if not frames:
+        return
+    pend = pl.concat(frames, how="diagonal_relaxed").sort("__file", "__rec")
+    if pend.height == 0:
+        return
+    pend = pend.with_columns(
+        __n=pl.len().over("__key"),
+        __nh=pl.col("__hash").n_unique().over("__key"),
+        __first=pl.int_range(pl.len()).over("__key") == 0,
+    )
+    lines = {}
+    for i, p in enumerate(files):
+        sub = pend.filter(pl.col("__file") == i).select("__rec")
+        if sub.height:
+            lines[i] = line_numbers(pl.col("__rec"), p.structure.multiline, sub)["line"].to_list()
+    pend = pend.with_columns(__line=pl.lit(0))
+    parts = []
+    for i in lines:
+        sub = pend.filter(pl.col("__file") == i).with_columns(__line=pl.Series(lines[i]))
+        parts.append(sub)
+    pend = pl.concat(parts).sort("__file", "__rec")
+    where = (
+        pend.select(
+            "__key",
+            loc=pl.format(
+                "{}:{}",
+                pl.col("__file").replace_strict(
+                    {i: p.result.path.name for i, p in enumerate(files)}, return_dtype=pl.String
+                ),
+                pl.col("__line"),
+            ),
+        )
+        .group_by("__key", maintain_order=True)
+        .agg(pl.col("loc").str.join(", "))
+    )
+    pend = pend.join(where, on="__key", how="left")
+    keep = (pl.col("__n") == 1) | ((pl.col("__nh") == 1) & pl.col("__first"))
+    exact = (pl.col("__nh") == 1) & ~pl.col("__first")
+    for i, p in enumerate(files):
+        mine = pend.filter(pl.col("__file") == i)
+        if mine.height == 0:
+            continue
+        valid = mine.filter(keep)
+        cols = [col.name for col in p.contract.columns] + _passthrough(p)
+        if valid.height:
+            assert p.result.valid_path is not None
+            with p.result.valid_path.open("ab") as fh:
+                valid.select(cols).write_csv(fh, include_header=False)
+            p.extra_valid += valid.height
+        ex = mine.filter(exact)
+        if ex.height:
+            p.extra_excluded.append(
+                ex.select("__rec", __excl=pl.lit("exact_duplicate"), __key=pl.col("__key"))
+            )
+            p.result.duplicates["exact"] = p.result.duplicates.get("exact", 0) + ex.height
+        conflict = mine.filter(~keep & ~exact)
+        if conflict.height:
+            label = p.env.label(p.contract.identity[0])
+            p.extra_rejects.append(
+                conflict.select(
+                    "__rec",
+                    __rule=pl.lit("duplicate_id"),
+                    __col=pl.lit(label),
+                    __val=pl.col("__key"),
+                    __msg=pl.format(
+                        "identity {} appears with different content at {}",
+                        pl.col("__key"),
+                        pl.col("loc"),
+                    ),
+                )
+            )
+            p.result.duplicates["conflicting"] = (
+                p.result.duplicates.get("conflicting", 0) + conflict.height
+            )
+
+
+def _messages(p: _Prepared) -> dict[tuple[str, str], str]:
+    return {(chk.rule, chk.column): chk.message for chk in p.checks}
+
+
+def _finalize(p: _Prepared, max_rate: float) -> None:
+    res = p.result
+    st = p.structure
+    rej = pl.read_parquet(p.work / "rejects.parquet").with_columns(__msg=pl.lit(None, pl.String))
+    tail = [pr for pr in st.problems if pr.rec >= st.readable_records]
+    frames = [rej]
+    if tail:
+        frames.append(
+            pl.DataFrame(
+                {
+                    "__rec": [t.rec for t in tail],
+                    "__rule": [t.rule for t in tail],
+                    "__col": [""] * len(tail),
+                    "__val": [""] * len(tail),
+                    "__msg": [t.message for t in tail],
+                },
+                schema=rej.schema,
+            )
+        )
+    frames += [f.select(rej.columns).cast(rej.schema) for f in p.extra_rejects]  # type: ignore[arg-type]
+    rej = pl.concat(frames).sort("__rec")
+    msgs = pl.DataFrame(
+        [(r, c, m) for (r, c), m in _messages(p).items()],
+        schema={"__rule": pl.String, "__col": pl.String, "__tmsg": pl.String},
+        orient="row",
+    )
+    struct_msgs = {pr.rec: pr.message for pr in st.problems}
+    rej = (
+        rej.join(msgs, on=["__rule", "__col"], how="left", maintain_order="left")
+        .with_columns(
+            __msg=pl.coalesce(
+                pl.col("__msg"),
+                pl.col("__rec").replace_strict(struct_msgs, default=None, return_dtype=pl.String),
+                pl.col("__tmsg"),
+                pl.col("__rule"),
+            )
+        )
+        .drop("__tmsg")
+    )
+    rej = line_numbers(pl.col("__rec"), st.multiline, rej)
+    raw = _raw_lines(p, rej["line"])
+    rej = rej.join(raw, on="line", how="left").with_columns(
+        raw_line=pl.col("__rec").replace_strict(
+            st.raw_multiline, default=pl.col("raw_line"), return_dtype=pl.String
+        )
+    )
+    rej.select(
+        "line", column="__col", rule="__rule", message="__msg", value="__val", raw_line="raw_line"
+    ).write_csv(res.rejects_path)  # type: ignore[arg-type]
+    res.rows_rejected = rej.height
+    res.rejected_by_rule = {
+        r: int(n) for r, n in rej.group_by("__rule").len().sort("__rule").iter_rows()
+    }
+
+    exc = pl.read_parquet(p.work / "excluded.parquet")
+    exc = pl.concat([exc, *[f.cast(exc.schema) for f in p.extra_excluded]]).sort("__rec")  # type: ignore[arg-type]
+    exc = line_numbers(pl.col("__rec"), st.multiline, exc)
+    exc.select("line", reason="__excl", identity="__key").write_csv(res.excluded_path)  # type: ignore[arg-type]
+    res.excluded = {r: int(n) for r, n in exc.group_by("__excl").len().sort("__excl").iter_rows()}
+
+    wpath = p.work / "warnings.parquet"
+    warn = (
+        pl.read_parquet(wpath)
+        if wpath.exists()
+        else pl.DataFrame(
+            schema={"__rec": pl.Int64, "rule": pl.String, "column": pl.String, "value": pl.String}
+        )
+    )
+    warn = line_numbers(pl.col("__rec"), st.multiline, warn).sort("line")
+    warn.select("line", "column", "rule", "value").write_csv(res.warnings_path)  # type: ignore[arg-type]
+    res.warnings_by_rule = dict(sorted(p.warn_counts.items()))
+
+    res.rows_read = st.n_records
+    res.rows_valid = p.counts.get(("valid", ""), 0) + p.extra_valid
+    res.check_invariant()
+    denom = res.rows_read - res.rows_excluded
+    res.reject_rate = round(res.rows_rejected / denom, 6) if denom else 0.0
+    res.max_reject_rate = max_rate
+    if res.reject_rate > max_rate:
+        res.status = "failed"
+        res.message = (
+            f"{res.path}: {res.rows_rejected} of {denom} rows rejected ({res.reject_rate:.1%}), above the "
+            f"maximum {max_rate:.1%}; wrong locale or encoding? The valid file is withheld."
+        )
+        if res.valid_path and res.valid_path.exists():
+            res.valid_path.unlink()
+        res.valid_path = None
+
+
+def _raw_lines(p: _Prepared, lines: pl.Series) -> pl.DataFrame:
+    if lines.len() == 0:
+        return pl.DataFrame(schema={"line": pl.Int64, "raw_line": pl.String})
+    return (
+        pl.scan_csv(
+            p.src,
+            has_header=False,
+            separator="\x00",
+            quote_char=None,
+            schema={"raw_line": pl.String},
+            truncate_ragged_lines=True,
+        )
+        .with_row_index("line", offset=1)
+        .with_columns(pl.col("line").cast(pl.Int64))
+        .filter(pl.col("line").is_in(lines.unique().implode()))
+        .collect(engine="streaming")
+    )
+
+
+def _write_report(res: FileResult) -> None:
+    assert res.report_path is not None
+    res.report_path.write_text(
+        json.dumps(res.asdict(), indent=2, default=str) + "\n", encoding="utf-8"
+    )
+
+
+def validate_files(
+    paths: Sequence[Path], contracts: dict[str, Contract], opts: ValidateOptions
+) -> RunResult:
+    """Validate every file; write valid, rejects, warnings, excluded and report files to `opts.out_dir`.
+
+    Never raises for bad input: unreadable files and header mismatches come back as results with
+    status `unreadable` / `header` and a message naming the file and the columns.
+
+    Raises:
+        InvariantError: the counts do not add up (a bug in the validator).
+    """
+    t_run = time.perf_counter()
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    results: list[FileResult] = []
+    prepared: list[_Prepared] = []
+    for path, stem in zip(paths, _stems(paths), strict=True):
+        t0 = time.perf_counter()
+        got = _prepare(Path(path), stem, contracts, opts)
+        if isinstance(got, FileResult):
+            got.seconds = time.perf_counter() - t0
+            results.append(got)
+            continue
+        r = got.result
+        r.valid_path = opts.out_dir / f"{stem}.valid.csv"
+        r.rejects_path = opts.out_dir / f"{stem}.rejects.csv"
+        r.warnings_path = opts.out_dir / f"{stem}.warnings.csv"
+        r.excluded_path = opts.out_dir / f"{stem}.excluded.csv"
+        r.report_path = opts.out_dir / f"{stem}.report.json"
+        r.seconds = time.perf_counter() - t0
+        prepared.append(got)
+        results.append(r)
+    by_kind: dict[str, list[_Prepared]] = {}
+    for p in prepared:
+        by_kind.setdefault(p.contract.kind, []).append(p)
+    for files in by_kind.values():
+        t0 = time.perf_counter()
+        keys = _duplicate_keys(files)
+        dt = (time.perf_counter() - t0) / len(files)
+        for p in files:
+            p.result.passes["duplicates"] = dt
+            p.result.seconds += dt
+        for p in files:
+            t0 = time.perf_counter()
+            _main_pass(p, keys, opts.cutover)
+            p.result.passes["rules"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _resolve_duplicates(files)
+        dt = (time.perf_counter() - t0) / len(files)
+        for p in files:
+            t1 = time.perf_counter()
+            rate = (
+                p.contract.max_reject_rate
+                if p.contract.max_reject_rate is not None
+                else opts.max_reject_rate
+            )
+            _finalize(p, rate)
+            p.result.passes["rules"] += dt + time.perf_counter() - t1
+            p.result.seconds += p.result.passes["rules"]
+            p.result.passes = {k: round(v, 4) for k, v in p.result.passes.items()}
+            _write_report(p.result)
+            shutil.rmtree(p.work, ignore_errors=True)
+    shutil.rmtree(opts.out_dir / ".work", ignore_errors=True)
+    run = RunResult(files=results, out_dir=opts.out_dir, seconds=time.perf_counter() - t_run)
+    run.report_path = opts.out_dir / "validate-report.json"
+    run.report_path.write_text(
+        json.dumps(run.asdict(), indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    return run

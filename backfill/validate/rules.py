@@ -1,0 +1,409 @@
+"""Validation rules as values: one small function per rule, each returning a named `pl.Expr`.
+
+A `Check` is a rule applied to one column: `failed` is a boolean expression (true = the row
+breaks the rule, never null). Column rules read the column's text; cross-column rules read the
+typed values (`typed` expressions, null when the text is invalid, so a bad amount is reported
+once, by its own rule, and not again by every rule that uses it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+
+from backfill.contracts.currencies import ISK_WHOLE_UNITS, KNOWN_CURRENCIES, THREE_DECIMAL
+from backfill.contracts.model import ColumnSpec, Contract, Level, RuleSpec
+from backfill.validate import parse
+
+__all__ = ["Check", "ColumnEnv", "build_checks", "text_col", "typed_col"]
+
+_SCIENTIFIC = r"^[+-]?\d+([.,]\d+)?[eE][+-]?\d+$"
+_OPS = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+}
+
+
+def text_col(name: str) -> pl.Expr:
+    """The raw text of canonical column `name` in the working frame."""
+    return pl.col(name)
+
+
+def typed_col(name: str) -> pl.Expr:
+    """The typed value of canonical column `name` (added by the engine)."""
+    return pl.col(f"__v_{name}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule applied to one column."""
+
+    rule: str
+    column: str
+    """Header as found in the file (canonical name when the column is absent)."""
+    level: Level
+    failed: pl.Expr
+    value: pl.Expr
+    """Text shown in the rejects/warnings file."""
+    message: str
+
+
+@dataclass(frozen=True)
+class ColumnEnv:
+    """What the rules of one column need to know about the file being read."""
+
+    header: dict[str, str]
+    """Canonical name -> header found in the file."""
+    tz: dict[str, str]
+    """Canonical datetime column -> IANA zone of its wall-clock values."""
+    locale: str
+    now: datetime
+
+    def label(self, name: str) -> str:
+        """Header to report for canonical column `name`."""
+        return self.header.get(name, name)
+
+
+def _named(expr: pl.Expr, rule: str, column: str) -> pl.Expr:
+    return expr.fill_null(False).alias(f"__chk:{rule}:{column}")
+
+
+def _check(
+    env: ColumnEnv,
+    col: ColumnSpec,
+    rule: str,
+    failed: pl.Expr,
+    message: str,
+    level: Level | None = None,
+) -> Check:
+    label = env.label(col.name)
+    return Check(
+        rule, label, level or col.level, _named(failed, rule, label), text_col(col.name), message
+    )
+
+
+def rule_required_value(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """A non-nullable column is empty."""
+    return _check(
+        env,
+        col,
+        "required_value",
+        parse.blank(text_col(col.name)),
+        f"{env.label(col.name)} is empty",
+        "error",
+    )
+
+
+def rule_excel_scientific(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """A long digit string was turned into `9.16722E+11` by Excel."""
+    failed = text_col(col.name).str.strip_chars().str.contains(_SCIENTIFIC)
+    return _check(
+        env,
+        col,
+        "excel_scientific",
+        failed,
+        f"{env.label(col.name)} looks mangled by Excel (scientific notation); re-export without opening in Excel",
+        "error",
+    )
+
+
+def rule_pattern(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """The value does not match the column's pattern."""
+    t = text_col(col.name)
+    failed = ~parse.blank(t) & ~t.str.contains(col.pattern or "")
+    return _check(
+        env, col, "pattern", failed, f"{env.label(col.name)} does not match {col.pattern}"
+    )
+
+
+def rule_enum(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """The value is not one of the allowed values."""
+    t = text_col(col.name).str.strip_chars()
+    allowed = list(col.enum)
+    if col.case_insensitive:
+        t, allowed = t.str.to_lowercase(), [a.lower() for a in allowed]
+    failed = ~parse.blank(text_col(col.name)) & ~t.is_in(allowed)
+    return _check(
+        env,
+        col,
+        "enum",
+        failed,
+        f"{env.label(col.name)} is not one of {', '.join(col.enum)}",
+        col.unknown_enum_level or col.level,
+    )
+
+
+def rule_currency_code(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """A currency column holds a code that is not a known ISO 4217 code."""
+    t = text_col(col.name).str.strip_chars().str.to_lowercase()
+    failed = ~parse.blank(text_col(col.name)) & ~t.is_in(sorted(KNOWN_CURRENCIES))
+    return _check(
+        env,
+        col,
+        "currency_code",
+        failed,
+        f"{env.label(col.name)} is not a known ISO 4217 currency code",
+        "error",
+    )
+
+
+def rule_number_format(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """A money/decimal value is not a number in the contract's locale (`1e3`, `12,50` in plain)."""
+    t = text_col(col.name)
+    failed = ~parse.blank(t) & parse.normalise_number(t, env.locale).is_null()  # type: ignore[arg-type]
+    return _check(
+        env,
+        col,
+        "number_format",
+        failed,
+        f"{env.label(col.name)} is not a number in locale {env.locale}",
+    )
+
+
+def _exp(col: ColumnSpec) -> pl.Expr:
+    cur = text_col(col.currency or "")
+    if col.currency_fallback:
+        cur = pl.when(parse.blank(cur)).then(text_col(col.currency_fallback)).otherwise(cur)
+    return parse.currency_exponent(cur)
+
+
+def rule_money_scale(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """More decimal places than the currency has (`29.905` USD, `12.5` JPY)."""
+    plain = parse.normalise_number(text_col(col.name), env.locale)  # type: ignore[arg-type]
+    failed = plain.is_not_null() & (parse.number_scale(plain) > _exp(col))
+    return _check(
+        env,
+        col,
+        "money_scale",
+        failed,
+        f"{env.label(col.name)} has more decimal places than its currency allows",
+    )
+
+
+def rule_money_range(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """The amount is too large to convert to minor units."""
+    plain = parse.normalise_number(text_col(col.name), env.locale)  # type: ignore[arg-type]
+    failed = (
+        plain.is_not_null()
+        & typed_col(col.name).is_null()
+        & (parse.number_scale(plain) <= _exp(col))
+    )
+    return _check(env, col, "money_range", failed, f"{env.label(col.name)} is too large")
+
+
+def rule_negative(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """A negative amount where only positive ones are allowed."""
+    failed = typed_col(col.name) < 0
+    return _check(env, col, "negative", failed, f"{env.label(col.name)} is negative")
+
+
+def rule_minimum(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """Below the column's minimum."""
+    v = typed_col(col.name)
+    # Money minimums are in minor units (the contracts only use 0).
+    return _check(
+        env,
+        col,
+        "below_minimum",
+        v < col.minimum,
+        f"{env.label(col.name)} is below {col.minimum:g}",
+        col.min_level,
+    )  # type: ignore[operator]
+
+
+def rule_maximum(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """Above the column's maximum."""
+    return _check(
+        env,
+        col,
+        "above_maximum",
+        typed_col(col.name) > col.maximum,
+        f"{env.label(col.name)} is above {col.maximum:g}",
+    )  # type: ignore[operator]
+
+
+def rule_three_decimal(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """Three-decimal currencies: Stripe needs the last minor digit to be 0."""
+    cur = text_col(col.currency or "").str.strip_chars().str.to_lowercase()
+    failed = cur.is_in(sorted(THREE_DECIMAL)) & (typed_col(col.name) % 10 != 0)
+    return _check(
+        env,
+        col,
+        "three_decimal_last_digit",
+        failed,
+        f"{env.label(col.name)}: three-decimal amount whose last digit is not 0",
+        "warning",
+    )
+
+
+def rule_isk_whole(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """ISK amounts must be whole krónur."""
+    cur = text_col(col.currency or "").str.strip_chars().str.to_lowercase()
+    failed = (cur == ISK_WHOLE_UNITS) & (typed_col(col.name) % 100 != 0)
+    return _check(
+        env,
+        col,
+        "isk_fraction",
+        failed,
+        f"{env.label(col.name)}: ISK amount with a fraction of a króna",
+        "warning",
+    )
+
+
+def rule_int_format(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """Not a whole number (or too large)."""
+    t = text_col(col.name)
+    failed = ~parse.blank(t) & typed_col(col.name).is_null()
+    return _check(env, col, "int_format", failed, f"{env.label(col.name)} is not a whole number")
+
+
+def rule_bool_format(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """Not true/false (any case)."""
+    t = text_col(col.name)
+    failed = ~parse.blank(t) & typed_col(col.name).is_null()
+    return _check(env, col, "bool_format", failed, f"{env.label(col.name)} is not true/false")
+
+
+def rule_datetime_format(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """The text is not in one of the declared datetime forms (`8/6/2026 12:00`, `2024-1-5`)."""
+    t = text_col(col.name)
+    matched, _, _, _ = parse.datetime_parts(t, col.formats)
+    return _check(
+        env,
+        col,
+        "datetime_format",
+        ~parse.blank(t) & ~matched,
+        f"{env.label(col.name)} is not in the form {' or '.join(col.formats)}",
+    )
+
+
+def rule_datetime_invalid(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """Right form, impossible instant: 23:59:60, 30 February, a local time skipped by DST."""
+    t = text_col(col.name)
+    matched, _, _, _ = parse.datetime_parts(t, col.formats)
+    failed = ~parse.blank(t) & matched & typed_col(col.name).is_null()
+    return _check(
+        env,
+        col,
+        "datetime_invalid",
+        failed,
+        f"{env.label(col.name)} is not a real date/time (in {env.tz.get(col.name, 'UTC')})",
+    )
+
+
+def rule_datetime_future(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """In the future."""
+    failed = typed_col(col.name) > pl.lit(env.now).dt.replace_time_zone("UTC")
+    return _check(env, col, "datetime_future", failed, f"{env.label(col.name)} is in the future")
+
+
+def rule_datetime_too_early(env: ColumnEnv, col: ColumnSpec) -> Check:
+    """Before the earliest plausible date."""
+    lo = datetime.fromisoformat(col.not_before or "1970-01-01").replace(tzinfo=UTC)
+    failed = typed_col(col.name) < pl.lit(lo).dt.replace_time_zone("UTC")
+    return _check(
+        env, col, "datetime_too_early", failed, f"{env.label(col.name)} is before {col.not_before}"
+    )
+
+
+def column_checks(env: ColumnEnv, col: ColumnSpec, *, is_currency: bool) -> list[Check]:
+    """Every check of one column, most specific first."""
+    out: list[Check] = []
+    if not col.nullable:
+        out.append(rule_required_value(env, col))
+    if col.no_scientific:
+        out.append(rule_excel_scientific(env, col))
+    if col.pattern:
+        out.append(rule_pattern(env, col))
+    if col.enum:
+        out.append(rule_enum(env, col))
+    if is_currency:
+        out.append(rule_currency_code(env, col))
+    if col.type in ("money", "decimal"):
+        out.append(rule_number_format(env, col))
+    if col.type == "money":
+        out += [rule_money_scale(env, col), rule_money_range(env, col)]
+        if not col.signed:
+            out.append(rule_negative(env, col))
+        out += [rule_three_decimal(env, col), rule_isk_whole(env, col)]
+    if col.type == "int":
+        out.append(rule_int_format(env, col))
+    if col.type == "bool":
+        out.append(rule_bool_format(env, col))
+    if col.type == "datetime":
+        out += [rule_datetime_format(env, col), rule_datetime_invalid(env, col)]
+        if col.not_future:
+            out.append(rule_datetime_future(env, col))
+        if col.not_before:
+            out.append(rule_datetime_too_early(env, col))
+    if col.type in ("money", "decimal", "int"):
+        if col.type == "decimal" and not col.signed:
+            out.append(rule_negative(env, col))
+        if col.minimum is not None:
+            out.append(rule_minimum(env, col))
+        if col.maximum is not None:
+            out.append(rule_maximum(env, col))
+    return out
+
+
+def _when(rule: RuleSpec, contract: Contract) -> pl.Expr:
+    cond = pl.lit(True)
+    for w in rule.when:
+        spec = contract.column(w.column)
+        t = text_col(w.column).str.strip_chars().str.to_lowercase()
+        vals = [v.lower() for v in w.values]
+        if spec.type == "bool":
+            t = typed_col(w.column).cast(pl.String)
+        cond = cond & t.is_in(vals)
+    return cond
+
+
+def _value(name: str, contract: Contract) -> pl.Expr:
+    return typed_col(name) if contract.column(name).type != "string" else text_col(name)
+
+
+def cross_check(env: ColumnEnv, rule: RuleSpec, contract: Contract) -> Check:
+    """A cross-column rule of the contract as a `Check`."""
+    when = _when(rule, contract)
+    first = rule.column or rule.left or rule.result or (rule.columns[0] if rule.columns else "")
+    if rule.kind == "compare":
+        left = _value(rule.left or "", contract)
+        right = pl.lit(rule.value) if rule.right is None else _value(rule.right, contract)
+        failed = ~_OPS[rule.op or "=="](left, right)
+    elif rule.kind == "difference":
+        res, lhs, rhs = (_value(x or "", contract) for x in (rule.result, rule.left, rule.right))
+        failed = res != (lhs - rhs)
+    elif rule.kind == "required_if":
+        cond = _OPS[rule.op or ">"](_value(rule.left or "", contract), pl.lit(rule.value))
+        failed = cond & parse.blank(text_col(rule.column or ""))
+    elif rule.kind == "any_present":
+        failed = pl.all_horizontal([parse.blank(text_col(c)) for c in rule.columns])
+    elif rule.kind == "both_or_neither":
+        present = [~parse.blank(text_col(c)) for c in rule.columns]
+        failed = pl.any_horizontal(present) & ~pl.all_horizontal(present)
+    else:  # forbid: the `when` conditions themselves are the failure
+        failed = pl.lit(True)
+    label = env.label(first)
+    value = text_col(first)
+    return Check(
+        rule.id, label, rule.level, _named(when & failed, rule.id, label), value, rule.message
+    )
+
+
+def build_checks(env: ColumnEnv, contract: Contract) -> list[Check]:
+    """All checks of a contract in evaluation order: columns first, then cross-column rules."""
+    currencies = {c.currency for c in contract.columns if c.currency}
+    currencies |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
+    checks: list[Check] = []
+    # Currency columns first: an amount's exponent depends on them.
+    ordered = sorted(contract.columns, key=lambda c: c.name not in currencies)
+    for col in ordered:
+        checks += column_checks(env, col, is_currency=col.name in currencies)
+    checks += [cross_check(env, r, contract) for r in contract.rules]
+    return checks
