@@ -31,9 +31,9 @@ from typing import Any, Final, Literal
 from emulator.runner.expressions import Expression, compile_expression, to_datetime
 from emulator.runner.paths import Fanout, get_path, parse_path
 from emulator.runner.types import MappingError, MappingSetError
-from emulator.runner.xdm import field_schema
+from emulator.runner.xdm import XdmValidator
 
-__all__ = ["CompiledMapping", "Rule", "compile_mapping_set", "map_record"]
+__all__ = ["BoundMapping", "CompiledMapping", "Rule", "compile_mapping_set", "map_record"]
 
 SourceKind = Literal["ATTRIBUTE", "EXPRESSION", "CONSTANT"]
 
@@ -70,6 +70,28 @@ class CompiledMapping:
 
     rules: tuple[Rule, ...] | None
 
+    def bind(
+        self,
+        schema: Mapping[str, Any] | None = None,
+        *,
+        refs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> BoundMapping:
+        """This mapping with the target schema looked up once for every destination."""
+        validator = XdmValidator(schema, refs=refs) if schema is not None else None
+        targets: list[_Target] = []
+        for rule in self.rules or ():
+            names = _names(rule.dest)
+            if validator is None:
+                targets.append(_Target(None, (False,) * len(rule.dest), False))
+                continue
+            arrays = tuple(
+                _is_array(validator.field(_names(rule.dest[: i + 1])))
+                for i in range(len(rule.dest))
+            )
+            leaf = validator.field(names)
+            targets.append(_Target(leaf, arrays, _is_array(leaf)))
+        return BoundMapping(self.rules, tuple(targets), validator)
+
     def apply(
         self,
         record: Mapping[str, Any],
@@ -77,6 +99,34 @@ class CompiledMapping:
         schema: Mapping[str, Any] | None = None,
         refs: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
+        """Map one input record (binds the schema each call; bind once for many records).
+
+        Raises:
+            MappingError: a value does not convert or an expression fails on this record.
+        """
+        return self.bind(schema, refs=refs).apply(record)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What the schema says about one rule's destination."""
+
+    schema: dict[str, Any] | None
+    """The flattened leaf schema, None when the schema does not describe it."""
+    arrays: tuple[bool, ...]
+    """Per destination prefix `dest[: i + 1]`: whether the schema makes it an array."""
+    leaf_array: bool
+
+
+@dataclass(frozen=True)
+class BoundMapping:
+    """A compiled mapping set bound to one target schema."""
+
+    rules: tuple[Rule, ...] | None
+    targets: tuple[_Target, ...]
+    validator: XdmValidator | None
+
+    def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Map one input record.
 
         Raises:
@@ -85,19 +135,22 @@ class CompiledMapping:
         if self.rules is None:
             return _expand_dotted(record)
         out: dict[str, Any] = {}
-        for rule in self.rules:
+        for rule, target in zip(self.rules, self.targets, strict=True):
             value = _source_value(rule, record)
             if _is_null(value):
                 continue
             if rule.dest[0] == "identityMap" and len(rule.dest) == 2:
                 value = _identities(value, rule.primary)
             else:
-                target = field_schema(schema, _names(rule.dest), refs=refs)
-                value = _convert(value, target, rule.destination, schema, rule.dest, refs)
-            _write(out, rule.dest, value, schema, refs)
+                value = _convert(value, target.schema, rule.destination, self.validator)
+            _write(out, rule.dest, value, target)
             if rule.namespace and not _is_null(value):
                 _add_identity(out, rule.namespace, value, rule.primary)
         return out
+
+
+def _is_array(node: Mapping[str, Any] | None) -> bool:
+    return node is not None and node.get("type") == "array"
 
 
 def compile_mapping_set(mapping_set: Mapping[str, Any] | None) -> CompiledMapping:
@@ -198,21 +251,19 @@ def _convert(
     value: Any,
     target: Mapping[str, Any] | None,
     where: str,
-    schema: Mapping[str, Any] | None,
-    dest: tuple[str | int, ...],
-    refs: Mapping[str, Mapping[str, Any]] | None,
+    validator: XdmValidator | None,
 ) -> Any:
     if target is None:
         return value
     if isinstance(value, Fanout) and target.get("type") != "array":
         # the array sits somewhere above the leaf: each element converts to the leaf's type
-        return Fanout(
-            None if _is_null(v) else _convert(v, target, where, schema, dest, refs) for v in value
-        )
+        return Fanout(None if _is_null(v) else _convert(v, target, where, validator) for v in value)
     kind = target.get("type")
     if kind == "array":
         items = target.get("items")
-        item_schema = field_schema(items, [], refs=refs) if isinstance(items, Mapping) else None
+        item_schema = (
+            validator.flat(items) if validator is not None and isinstance(items, Mapping) else None
+        )
         values = list(value) if isinstance(value, list) else [value]
         return [_convert_scalar(v, item_schema, where) for v in values if not _is_null(v)]
     return _convert_scalar(value, target, where)
@@ -351,15 +402,9 @@ def _add_identity(out: dict[str, Any], namespace: str, value: Any, primary: bool
             entries.append(entry)
 
 
-def _write(
-    out: dict[str, Any],
-    dest: tuple[str | int, ...],
-    value: Any,
-    schema: Mapping[str, Any] | None,
-    refs: Mapping[str, Mapping[str, Any]] | None,
-) -> None:
+def _write(out: dict[str, Any], dest: tuple[str | int, ...], value: Any, target: _Target) -> None:
     if isinstance(value, Fanout):
-        split = _fan_point(out, dest, schema, refs)
+        split = _fan_point(out, dest, target)
         if split is None:
             _set(out, dest, [v for v in value if v is not None])
             return
@@ -371,25 +416,16 @@ def _write(
     _set(out, dest, value)
 
 
-def _fan_point(
-    out: dict[str, Any],
-    dest: tuple[str | int, ...],
-    schema: Mapping[str, Any] | None,
-    refs: Mapping[str, Mapping[str, Any]] | None,
-) -> int | None:
+def _fan_point(out: dict[str, Any], dest: tuple[str | int, ...], target: _Target) -> int | None:
     """Index of the destination segment that holds the array a fanned-out value spreads over."""
     node: Any = out
     for i, step in enumerate(dest[:-1]):
         if isinstance(step, int):
             return None  # an explicit index: the caller picked one element
-        sub = field_schema(schema, _names(dest[: i + 1]), refs=refs)
         node = node.get(step) if isinstance(node, Mapping) else None
-        if isinstance(node, list) or (sub is not None and sub.get("type") == "array"):
+        if isinstance(node, list) or target.arrays[i]:
             return i
-    if dest[0] == "identityMap" or len(dest) < 2:
-        return None
-    leaf = field_schema(schema, _names(dest), refs=refs)
-    if leaf is not None and leaf.get("type") == "array":
+    if dest[0] == "identityMap" or len(dest) < 2 or target.leaf_array:
         return None
     return len(dest) - 2
 

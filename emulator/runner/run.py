@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 from emulator.runner.formats import InputRecord, ParsedFile, format_options, parse_file
-from emulator.runner.mapping import CompiledMapping, compile_mapping_set
+from emulator.runner.mapping import BoundMapping, compile_mapping_set
 from emulator.runner.sftp_source import SftpAuth, list_new_files, open_sftp, read_file
 from emulator.runner.stripe_source import read_stripe
 from emulator.runner.types import (
@@ -25,7 +24,7 @@ from emulator.runner.types import (
     RunOutput,
     SourceError,
 )
-from emulator.runner.xdm import check_xdm
+from emulator.runner.xdm import XdmValidator
 
 __all__ = ["execute_run"]
 
@@ -45,7 +44,8 @@ def execute_run(inp: RunInput) -> RunOutput:
     """
     out = RunOutput(watermark_ms=inp.since_ms)
     try:
-        mapping = compile_mapping_set(inp.mapping_set)
+        mapping = compile_mapping_set(inp.mapping_set).bind(inp.target_schema)
+        validator = mapping.validator
         if inp.flow_spec_name == "CloudStorageToAEP":
             sources = _sftp_files(inp, out)
         elif inp.flow_spec_name == "RestStorageToAEP":
@@ -58,7 +58,7 @@ def execute_run(inp: RunInput) -> RunOutput:
         for parsed in sources:
             out.errors.extend(parsed.errors)
             for record in parsed.records:
-                _map_one(mapping, record, inp.target_schema, out)
+                _map_one(mapping, validator, record, out)
     except MappingSetError as exc:
         return _failed(out, f"the flow's mapping set cannot be applied: {exc.message}")
     except SourceError as exc:
@@ -82,19 +82,19 @@ def _failed(out: RunOutput, message: str) -> RunOutput:
 
 
 def _map_one(
-    mapping: CompiledMapping,
+    mapping: BoundMapping,
+    validator: XdmValidator | None,
     record: InputRecord,
-    schema: dict[str, Any] | None,
     out: RunOutput,
 ) -> None:
     try:
-        mapped = mapping.apply(record.values, schema=schema)
+        mapped = mapping.apply(record.values)
     except MappingSetError:
         raise
     except MappingError as exc:
         out.errors.append(RowError(record.file, record.line, exc.code, exc.message, record.raw))
         return
-    problems = check_xdm(schema, mapped)
+    problems = validator.check(mapped) if validator is not None else []
     if problems:
         shown = "; ".join(str(p) for p in problems[:_MAX_PROBLEMS_SHOWN])
         more = len(problems) - _MAX_PROBLEMS_SHOWN

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["Problem", "check_xdm", "field_schema", "validate_xdm"]
+__all__ = ["Problem", "XdmValidator", "check_xdm", "field_schema", "validate_xdm"]
 
 _DATE_TIME: Final = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})$"
@@ -77,9 +77,7 @@ def check_xdm(
     """Like `validate_xdm`, with each problem's code and path kept apart."""
     if schema is None:
         return []
-    problems: list[Problem] = []
-    _Walker(schema, refs or {}, problems).check(schema, record, "", 0)
-    return problems
+    return XdmValidator(schema, refs=refs).check(record)
 
 
 def field_schema(
@@ -91,18 +89,45 @@ def field_schema(
     """The (flattened) sub-schema at `path` (field names; arrays are stepped through), or None."""
     if schema is None:
         return None
-    walker = _Walker(schema, refs or {}, [])
-    node: dict[str, Any] | None = walker.flatten(schema, 0)
-    for name in path:
-        while node is not None and node.get("type") == "array":
-            node = walker.flatten(node.get("items") or {}, 0)
-        if node is None:
-            return None
-        node = node["properties"].get(name)
-        if node is None:
-            return None
-        node = walker.flatten(node, 0)
-    return node
+    return XdmValidator(schema, refs=refs).field(path)
+
+
+class XdmValidator:
+    """One schema, resolved once and reused for many records (a run validates thousands)."""
+
+    def __init__(
+        self,
+        schema: Mapping[str, Any],
+        *,
+        refs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self._walker = _Walker(schema, refs or {}, [])
+
+    def check(self, record: Mapping[str, Any]) -> list[Problem]:
+        """Every problem of `record`; `[]` when it is valid."""
+        problems: list[Problem] = []
+        self._walker.problems = problems
+        self._walker.check(self._walker.root, record, "", 0)
+        return problems
+
+    def flat(self, node: Mapping[str, Any]) -> dict[str, Any]:
+        """`node` (a part of this schema) with its `$ref` and `allOf` merged in."""
+        return self._walker.flatten(node, 0)
+
+    def field(self, path: list[str]) -> dict[str, Any] | None:
+        """The flattened sub-schema at `path`, stepping through arrays; None if not described."""
+        walker = self._walker
+        node: dict[str, Any] | None = walker.flatten(walker.root, 0)
+        for name in path:
+            while node is not None and node.get("type") == "array":
+                node = walker.flatten(node.get("items") or {}, 0)
+            if node is None:
+                return None
+            sub = node["properties"].get(name)
+            if not isinstance(sub, Mapping):
+                return None
+            node = walker.flatten(sub, 0)
+        return node
 
 
 class _Walker:
@@ -117,6 +142,8 @@ class _Walker:
         self.root = root
         self.refs = refs
         self.problems = problems
+        # id(node) -> (node, flat): the node is kept so its id cannot be reused meanwhile
+        self._flat: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
 
     def resolve(self, ref: str) -> Mapping[str, Any] | None:
         if ref.startswith("#/"):
@@ -139,6 +166,14 @@ class _Walker:
 
     def flatten(self, node: Mapping[str, Any], depth: int) -> dict[str, Any]:
         """One node with its `$ref` and `allOf` parts merged: type, properties, required, ..."""
+        cached = self._flat.get(id(node))
+        if cached is not None and cached[0] is node:
+            return cached[1]
+        flat = self._flatten(node, depth)
+        self._flat[id(node)] = (node, flat)
+        return flat
+
+    def _flatten(self, node: Mapping[str, Any], depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {"properties": {}, "required": []}
         if depth > _MAX_DEPTH:
             return out
