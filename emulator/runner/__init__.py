@@ -8,7 +8,7 @@ uses `map_record` and `validate_xdm` for streaming inlets, and `explore_sftp` an
 `stripe_resource_schema` for explore. Nothing here imports `aep/`, `config/` or `backfill/`.
 """
 
-from emulator.runner.mapping import map_record
+from emulator.runner.mapping import map_record, validate_mappings
 from emulator.runner.run import execute_run
 from emulator.runner.sftp_source import explore_sftp
 from emulator.runner.stripe_source import stripe_resource_schema
@@ -37,5 +37,6 @@ __all__ = [
     "explore_sftp",
     "map_record",
     "stripe_resource_schema",
+    "validate_mappings",
     "validate_xdm",
 ]

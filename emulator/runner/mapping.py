@@ -33,7 +33,14 @@ from emulator.runner.paths import Fanout, get_path, parse_path
 from emulator.runner.types import MappingError, MappingSetError
 from emulator.runner.xdm import XdmValidator
 
-__all__ = ["BoundMapping", "CompiledMapping", "Rule", "compile_mapping_set", "map_record"]
+__all__ = [
+    "BoundMapping",
+    "CompiledMapping",
+    "Rule",
+    "compile_mapping_set",
+    "map_record",
+    "validate_mappings",
+]
 
 SourceKind = Literal["ATTRIBUTE", "EXPRESSION", "CONSTANT"]
 
@@ -163,6 +170,19 @@ def compile_mapping_set(mapping_set: Mapping[str, Any] | None) -> CompiledMappin
     if mapping_set is None:
         return CompiledMapping(None)
     return _compile_cached(json.dumps(mapping_set.get("mappings"), sort_keys=True, default=str))
+
+
+def validate_mappings(mappings: list[Any]) -> list[MappingSetError | None]:
+    """One entry per mapping: None when it compiles, else why not (for `/mappingSets/validate`)."""
+    results: list[MappingSetError | None] = []
+    for i, item in enumerate(mappings):
+        try:
+            _compile_rule(i, item)
+        except MappingSetError as exc:
+            results.append(exc)
+        else:
+            results.append(None)
+    return results
 
 
 def map_record(

@@ -14,6 +14,7 @@ from emulator.runner import (
     execute_run,
     map_record,
     stripe_resource_schema,
+    validate_mappings,
 )
 
 # Seed 002 (Stripe tutorial): every mapping is `data.<f>` → `_{ORG_ID}.charges_data.<f>`, in this order.
@@ -358,3 +359,16 @@ def test_no_mapping_set_passes_records_through_with_dotted_keys_nested():
         "person": {"name": {"firstName": "Ana"}},
         "_id": "1",
     }
+
+
+def test_validate_mappings_names_each_broken_item():
+    results = validate_mappings(
+        [
+            {"sourceType": "ATTRIBUTE", "source": "a", "destination": "b"},
+            {"sourceType": "EXPRESSION", "source": "nope(a)", "destination": "c"},
+            {"sourceAttribute": "a"},
+        ]
+    )
+    assert results[0] is None
+    assert results[1] is not None and results[1].code == "MAPPING-FUNCTION-UNKNOWN"
+    assert results[2] is not None and "mappings[2]" in results[2].message
