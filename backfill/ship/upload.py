@@ -169,7 +169,7 @@ def deliver_once(
     with translate_errors(f"delivering {src.original.name} to {final}", conn):
         if entry and entry.done and entry.sha256 and entry.final_path:
             if _stat_size(conn, entry.final_path) == src.size:
-                return Delivered(entry.final_path, entry.sha256, src.size, "already-there")
+                return Delivered(entry.final_path, entry.sha256, 0, "already-there")
             entry = None
         if entry is None:
             entry = JournalEntry(
