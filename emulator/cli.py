@@ -1,10 +1,38 @@
-"""The `aep-emulator` command (issue 3 fills in `serve`)."""
+"""The `aep-emulator` command: `aep-emulator serve --port P --state DIR ...`.
+
+`serve` runs uvicorn in the foreground and exits 0 on SIGTERM or Ctrl-C. The secret of a client
+named with `--client` comes from the environment variable AEP_EMULATOR_CLIENT_SECRET only.
+"""
 
 from __future__ import annotations
 
-import typer
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
 
-__all__ = ["main"]
+import typer
+import uvicorn
+
+from emulator.app import create_app
+from emulator.config import DEFAULT_CLIENT_ID, DEFAULT_TOKEN_LIFETIME_S, EmulatorConfig
+
+__all__ = ["SECRET_ENV", "main"]
+
+SECRET_ENV = "AEP_EMULATOR_CLIENT_SECRET"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal capture, which re-raises SIGTERM after shutdown
+    (the process would then die with status 143); `serve` installs handlers that exit 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
 
 app = typer.Typer(
     name="aep-emulator",
@@ -18,6 +46,84 @@ app = typer.Typer(
 @app.callback()
 def _app_group() -> None:
     """Keep sub-commands as sub-commands even while there is only one."""
+
+
+@app.command()
+def serve(
+    state: Annotated[Path, typer.Option("--state", help="State directory (SQLite, worker lock).")],
+    port: Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one).")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
+    client: Annotated[
+        str | None,
+        typer.Option("--client", help=f"OAuth client id; its secret comes from ${SECRET_ENV}."),
+    ] = None,
+    token_lifetime: Annotated[
+        int, typer.Option("--token-lifetime", min=1, help="IMS token lifetime in seconds.")
+    ] = DEFAULT_TOKEN_LIFETIME_S,
+    clock_scale: Annotated[
+        float,
+        typer.Option("--clock-scale", min=0.001, help="Schedules run this many times faster."),
+    ] = 1.0,
+    landing_delay: Annotated[
+        float,
+        typer.Option("--landing-delay", min=0.0, help="Seconds before streamed records land."),
+    ] = 2.0,
+    known_hosts: Annotated[
+        Path | None,
+        typer.Option("--known-hosts", help="known_hosts for SFTP pulls (never auto-add)."),
+    ] = None,
+    stripe_fixtures: Annotated[
+        Path | None,
+        typer.Option("--stripe-fixtures", help="Directory of Stripe JSON lines fixtures."),
+    ] = None,
+    faults: Annotated[
+        bool, typer.Option("--faults", help="Enable the fault-injection admin API.")
+    ] = False,
+) -> None:
+    """Serve the emulator until SIGTERM or Ctrl-C (then exit 0)."""
+    clients = None
+    if client is not None:
+        secret = os.environ.get(SECRET_ENV)
+        if not secret:
+            typer.echo(f"error: --client {client} needs its secret in ${SECRET_ENV}", err=True)
+            raise typer.Exit(2)
+        clients = {client: secret}
+    for label, path in (("--known-hosts", known_hosts), ("--stripe-fixtures", stripe_fixtures)):
+        if path is not None and not path.exists():
+            typer.echo(f"error: {label} {path} does not exist", err=True)
+            raise typer.Exit(2)
+    config = EmulatorConfig(
+        state_dir=state,
+        clients=clients,
+        token_lifetime_s=token_lifetime,
+        clock_scale=clock_scale,
+        landing_delay_s=landing_delay,
+        known_hosts=known_hosts,
+        stripe_fixtures=stripe_fixtures,
+        faults=faults,
+    )
+    server = _Server(
+        uvicorn.Config(
+            create_app(config),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+    )
+    shown_client = client or DEFAULT_CLIENT_ID
+    typer.echo(
+        f"aep-emulator: state {state}, client {shown_client}, faults {'on' if faults else 'off'}"
+    )
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    server.run()
+    typer.echo("aep-emulator: stopped")
 
 
 def main() -> None:

@@ -1,0 +1,82 @@
+"""The API gateway's header checks on every Platform call, as ASGI middleware.
+
+Order and bodies follow Adobe's troubleshooting guide (aep-api.md §1.3, §12.1-2): missing token
+403 `403010`, invalid or expired token 401 `401013`, missing API key 403 `403000`, API key of
+another client 403 `403003`, missing org 400 `400003`, missing sandbox the Flow Service problem
+`FLOW-2105-400`. Only `/data/...` paths are gated; IMS, the streaming inlets and the admin API
+are not.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from emulator.context import Tenant
+from emulator.errors import EmulatorError, FlowError, GatewayError, render_error
+from emulator.ids import now_ms
+from emulator.store import Store
+
+__all__ = ["GATED_PREFIX", "GatewayMiddleware", "check_token"]
+
+GATED_PREFIX = "/data/"
+
+
+def check_token(store: Store, authorization: str | None) -> str:
+    """The client id of a valid bearer token.
+
+    Raises:
+        GatewayError: the header is missing (403010) or the token unknown or expired (401013).
+    """
+    if not authorization:
+        raise GatewayError("403010", "Oauth token is missing.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise GatewayError("401013", "Oauth token is not valid")
+    with store.tx() as tx:
+        found = tx.token(token.strip())
+    if found is None or found[1] <= now_ms():
+        raise GatewayError("401013", "Oauth token is not valid")
+    return found[0]
+
+
+class GatewayMiddleware:
+    """Refuse Platform calls whose headers the real gateway would refuse; attach the tenant."""
+
+    def __init__(self, app: ASGIApp, *, store: Store) -> None:
+        self.app = app
+        self.store = store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(GATED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            tenant = self._check(headers)
+        except EmulatorError as exc:
+            response = render_error(Request(scope), exc)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["tenant"] = tenant
+        await self.app(scope, receive, send)
+
+    def _check(self, headers: Headers) -> Tenant:
+        client_id = check_token(self.store, headers.get("authorization"))
+        api_key = headers.get("x-api-key")
+        if not api_key:
+            raise GatewayError("403000", "Api Key is required")
+        if api_key != client_id:
+            raise GatewayError("403003", "Api Key is invalid")
+        org = headers.get("x-gw-ims-org-id")
+        if not org:
+            raise GatewayError("400003", "Missing header")
+        sandbox = headers.get("x-sandbox-name")
+        if not sandbox:
+            raise FlowError(
+                "2105",
+                "Header x-sandbox-name is missing. Provide the name of the sandbox.",
+                title="Bad Request",
+            )
+        return Tenant(org=org, sandbox=sandbox, client_id=client_id)

@@ -1,0 +1,75 @@
+"""Fixtures for emulator tests: an app under Starlette's TestClient, and authenticated headers."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.exceptions import StarletteDeprecationWarning
+
+with warnings.catch_warnings():
+    # Starlette 1.x prefers the httpx2 package for its TestClient; plain httpx works the same.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+from emulator.app import create_app
+from emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig
+from emulator.store import Store
+
+ORG = "0A7D42FC5DB9D3360A495FD3@AdobeOrg"
+SANDBOX = "prod"
+
+
+def token_for(
+    client: TestClient, client_id: str = DEFAULT_CLIENT_ID, secret: str = DEFAULT_CLIENT_SECRET
+) -> str:
+    """A fresh IMS token from the app behind `client`."""
+    response = client.post(
+        "/ims/token/v3",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "scope": "openid,AdobeID",
+        },
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def platform_headers(
+    token: str, *, org: str = ORG, sandbox: str = SANDBOX, api_key: str = DEFAULT_CLIENT_ID
+) -> dict[str, str]:
+    """The headers every Platform call carries."""
+    return {
+        "Authorization": f"Bearer {token}",
+        "x-api-key": api_key,
+        "x-gw-ims-org-id": org,
+        "x-sandbox-name": sandbox,
+    }
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> EmulatorConfig:
+    """A config over a fresh state directory, worker off (tests drive it)."""
+    return EmulatorConfig(
+        state_dir=tmp_path / "state", worker=False, landing_delay_s=0.0, faults=True
+    )
+
+
+@pytest.fixture
+def client(config: EmulatorConfig) -> Iterator[TestClient]:
+    """The app under TestClient, lifespan running."""
+    store = Store(config.state_dir)
+    app = create_app(config, store=store)
+    with TestClient(app) as test_client:
+        yield test_client
+    store.close()
+
+
+@pytest.fixture
+def headers(client: TestClient) -> dict[str, str]:
+    """Authenticated Platform headers for ORG/prod."""
+    return platform_headers(token_for(client))
