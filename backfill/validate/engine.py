@@ -32,7 +32,13 @@ from backfill.validate import parse
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
 from backfill.validate.result import FileResult, RunResult
 from backfill.validate.rules import Check, ColumnEnv, build_checks, text_col
-from backfill.validate.structure import Structure, line_numbers, read_header, scan_structure
+from backfill.validate.structure import (
+    Structure,
+    line_numbers,
+    physical_lines,
+    read_header,
+    scan_structure,
+)
 from backfill.validate.values import output_value, typed_value
 
 __all__ = ["DEFAULT_MAX_REJECT_RATE", "ValidateOptions", "validate_files"]
@@ -188,6 +194,7 @@ def _frame(p: _Prepared) -> pl.LazyFrame:
             skip_rows=1,
             schema={f"c{i}": pl.String for i in range(n)},
             truncate_ragged_lines=True,
+            extra_columns="ignore",
             n_rows=rows,
         ).with_row_index("__rec")
     sel: list[pl.Expr] = [pl.col("__rec").cast(pl.Int64)]
@@ -524,14 +531,8 @@ def _raw_lines(p: _Prepared, lines: pl.Series) -> pl.DataFrame:
     if lines.len() == 0:
         return pl.DataFrame(schema={"line": pl.Int64, "raw_line": pl.String})
     return (
-        pl.scan_csv(
-            p.src,
-            has_header=False,
-            separator="\x00",
-            quote_char=None,
-            schema={"raw_line": pl.String},
-            truncate_ragged_lines=True,
-        )
+        physical_lines(p.src)
+        .rename({"line": "raw_line"})
         .with_row_index("line", offset=1)
         .with_columns(pl.col("line").cast(pl.Int64))
         .filter(pl.col("line").is_in(lines.unique().implode()))

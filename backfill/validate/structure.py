@@ -17,7 +17,14 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["Structure", "StructureProblem", "line_numbers", "read_header", "scan_structure"]
+__all__ = [
+    "Structure",
+    "StructureProblem",
+    "line_numbers",
+    "physical_lines",
+    "read_header",
+    "scan_structure",
+]
 
 _LINE_SEP = "\x00"  # a separator that does not occur in CSV text: one column per physical line
 _QUOTED = r'"[^"]*"'
@@ -66,7 +73,8 @@ def read_header(path: Path) -> list[str]:
     return row or []
 
 
-def _physical_lines(path: Path) -> pl.LazyFrame:
+def physical_lines(path: Path) -> pl.LazyFrame:
+    """The file as one text column `line`, one row per physical line (CR stripped)."""
     return pl.scan_csv(
         path,
         has_header=False,
@@ -74,6 +82,7 @@ def _physical_lines(path: Path) -> pl.LazyFrame:
         quote_char=None,
         schema={"line": pl.String},
         truncate_ragged_lines=True,
+        extra_columns="ignore",
     )
 
 
@@ -94,7 +103,7 @@ def scan_structure(path: Path, n_fields: int, *, ends_with_newline: bool) -> Str
         .fill_null(0)
     )
     per_line = (
-        _physical_lines(path)
+        physical_lines(path)
         .select(q=q.cast(pl.Int64), commas=commas.cast(pl.Int64), blank=line.is_null())
         .collect(engine="streaming")
     )
@@ -179,7 +188,7 @@ def _multiline_text(path: Path, spans: pl.DataFrame) -> dict[int, str]:
         pl.int_ranges(pl.col("line"), pl.col("line") + pl.col("n_lines")).alias("line"),
     ).explode("line")
     df = (
-        _physical_lines(path)
+        physical_lines(path)
         .with_row_index("ln", offset=1)
         .with_columns(pl.col("ln").cast(pl.Int64))
         .join(wanted.lazy().rename({"line": "ln"}), on="ln", how="inner")

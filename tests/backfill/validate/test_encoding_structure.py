@@ -1,0 +1,91 @@
+"""Bytes and structure: BOM, CRLF, Windows-1252/Latin-1, declared encodings, ragged and cut-off rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from tests.backfill.validate.helpers import FIXTURES, run, triples, write
+
+HEADER = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status,Description"
+ROW = "ch_{n},2026-01-05 10:00:00,1.00,0,usd,true,Paid,{d}"
+
+
+def test_windows_1252_is_detected_converted_and_reported(tmp_path: Path) -> None:
+    rows = [HEADER, ROW.format(n=1, d="Caf\u00e9 \u2013 cr\u00e8me"), ROW.format(n=2, d="plain")]
+    p = write(tmp_path, "p.csv", "\r\n".join(rows) + "\r\n", encoding="cp1252")
+    (res,) = run([p], tmp_path / "out")
+    assert res.status == "validated" and res.encoding == "windows-1252"
+    assert "line 2" in res.encoding_note and res.line_endings == "CRLF"
+    desc = pl.read_csv(res.valid_path, infer_schema=False)["description"].to_list()  # type: ignore[arg-type]
+    assert desc == ["Caf\u00e9 \u2013 cr\u00e8me", "plain"]
+
+
+def test_latin1_when_bytes_undefined_in_1252(tmp_path: Path) -> None:
+    body = (
+        HEADER + "\n" + ROW.format(n=1, d="x") + "\n"
+    ).encode() + b"ch_2,2026-01-05 10:00:00,1.00,0,usd,true,Paid,a\x81b\n"
+    p = tmp_path / "p.csv"
+    p.write_bytes(body)
+    (res,) = run([p], tmp_path / "out")
+    assert res.encoding == "iso8859-1" and "line 3" in res.encoding_note
+
+
+def test_declared_encoding_that_does_not_fit_is_unreadable(tmp_path: Path) -> None:
+    p = write(
+        tmp_path, "p.csv", HEADER + "\n" + ROW.format(n=1, d="Café") + "\n", encoding="cp1252"
+    )
+    (res,) = run([p], tmp_path / "out", encoding="utf-8")
+    assert res.status == "unreadable"
+    assert "p.csv" in res.message and "line 2" in res.message
+
+
+def test_bom_and_crlf_do_not_reach_header_or_values(tmp_path: Path) -> None:
+    p = write(tmp_path, "p.csv", "\ufeff" + HEADER + "\r\n" + ROW.format(n=1, d="x") + "\r\n")
+    (res,) = run([p], tmp_path / "out")
+    assert res.bom and res.rows_valid == 1
+    df = pl.read_csv(res.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    assert df["id"].to_list() == ["ch_1"] and df["description"].to_list() == ["x"]
+
+
+def test_line_numbers_count_newlines_inside_quotes(tmp_path: Path) -> None:
+    rows = [
+        HEADER,
+        ROW.format(n=1, d='"a\nb\nc"'),
+        ROW.format(n=2, d="x"),
+        "ch_3,2026-01-05 10:00:00,1.5555,0,usd,true,Paid,y",
+    ]
+    p = write(tmp_path, "p.csv", "\n".join(rows) + "\n")
+    (res,) = run([p], tmp_path / "out")
+    assert res.rows_read == 3 and res.rows_valid == 2
+    assert triples(res.rejects_path) == [(str(6), "Amount", "money_scale")]  # type: ignore[arg-type]
+
+
+def test_ragged_rows_and_cut_off_last_line(tmp_path: Path) -> None:
+    rows = [
+        HEADER,
+        ROW.format(n=1, d="x") + ",extra",
+        "ch_2,2026-01-05 10:00:00,1.00",
+        ROW.format(n=3, d="x"),
+        'ch_4,2026-01-05 10:00:00,1.00,0,usd,true,Paid,"never closed',
+    ]
+    p = write(tmp_path, "p.csv", "\n".join(rows))
+    (res,) = run([p], tmp_path / "out")
+    assert triples(res.rejects_path) == [
+        ("2", "", "field_count"),
+        ("3", "", "field_count"),
+        ("5", "", "truncated_record"),
+    ]  # type: ignore[arg-type]
+    assert res.rows_read == 4 and res.rows_valid == 1
+
+
+def test_header_only_file(tmp_path: Path) -> None:
+    p = write(tmp_path, "p.csv", HEADER + "\n")
+    (res,) = run([p], tmp_path / "out")
+    assert (res.status, res.rows_read, res.rows_valid) == ("validated", 0, 0)
+
+
+def test_fixture_bytes_are_what_the_tests_say() -> None:
+    raw = (FIXTURES / "stripe_payments" / "default_defects.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw and not raw.endswith(b"\n")

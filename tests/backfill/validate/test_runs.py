@@ -1,0 +1,101 @@
+"""Runs over several files: duplicates across files, the maximum reject rate, the cut-over, the CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+from typer.testing import CliRunner
+
+from backfill.cli import app
+from tests.backfill.validate.helpers import FIXTURES, run, triples, write
+
+HEADER = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status\n"
+
+
+def test_duplicates_across_files(tmp_path: Path) -> None:
+    a = write(
+        tmp_path,
+        "a.csv",
+        HEADER
+        + "ch_1,2026-01-05 10:00:00,1.00,0,usd,true,Paid\nch_2,2026-01-05 10:00:00,2.00,0,usd,true,Paid\n",
+    )
+    b = write(
+        tmp_path,
+        "b.csv",
+        HEADER
+        + "ch_1,2026-01-05 10:00:00,1.00,0,usd,true,Paid\nch_2,2026-01-05 10:00:00,9.00,0,usd,true,Paid\nch_3,2026-01-05 10:00:00,3.00,0,usd,true,Paid\n",
+    )
+    ra, rb = run([a, b], tmp_path / "out")
+    assert (ra.rows_valid, ra.rows_rejected, ra.excluded) == (1, 1, {})
+    assert (rb.rows_valid, rb.rows_rejected, rb.excluded) == (1, 1, {"exact_duplicate": 1})
+    assert triples(ra.rejects_path) == [("3", "id", "duplicate_id")]  # type: ignore[arg-type]
+    msg = pl.read_csv(rb.rejects_path, infer_schema=False)["message"][0]  # type: ignore[arg-type]
+    assert "a.csv:3" in msg and "b.csv:3" in msg
+    assert pl.read_csv(ra.valid_path, infer_schema=False)["id"].to_list() == ["ch_1"]  # type: ignore[arg-type]
+
+
+def test_reject_rate_above_maximum_withholds_the_valid_file(tmp_path: Path) -> None:
+    # A German-locale export read as plain: every amount is rejected.
+    rows = "".join(f'ch_{i},2026-01-05 10:00:00,"1{i},50",0,eur,true,Paid\n' for i in range(5))
+    p = write(tmp_path, "de.csv", HEADER + rows)
+    (res,) = run([p], tmp_path / "out", max_reject_rate=0.05)
+    assert res.status == "failed" and res.valid_path is None and not res.ok
+    assert "above the maximum" in res.message
+    assert not (tmp_path / "out" / "de.valid.csv").exists()
+    (ok,) = run([p], tmp_path / "out2", max_reject_rate=0.05, locale="de")
+    assert ok.status == "validated" and ok.rows_valid == 5
+
+
+def test_rows_after_cutover_are_excluded(tmp_path: Path) -> None:
+    p = write(
+        tmp_path,
+        "p.csv",
+        HEADER
+        + "ch_1,2026-01-05 10:00:00,1.00,0,usd,true,Paid\nch_2,2026-03-05 10:00:00,1.00,0,usd,true,Paid\n",
+    )
+    (res,) = run([p], tmp_path / "out", cutover=datetime(2026, 2, 1, tzinfo=UTC))
+    assert res.excluded == {"after_cutover": 1} and res.rows_valid == 1
+
+
+def test_cli_validate_ok_json(tmp_path: Path) -> None:
+    path = FIXTURES / "capillary_transactions" / "transactions_clean.csv"
+    r = CliRunner().invoke(app, ["validate", str(path), "--out", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    (f,) = data["files"]
+    assert (
+        f["kind"] == "capillary_transactions"
+        and f["rows_valid"] == 3
+        and f["status"] == "validated"
+    )
+    assert (tmp_path / "validate-report.json").exists() and (
+        tmp_path / "transactions_clean.report.json"
+    ).exists()
+
+
+def test_cli_table_says_which_contract_and_why(tmp_path: Path) -> None:
+    path = FIXTURES / "stripe_payments" / "all_columns_clean.csv"
+    r = CliRunner().invoke(
+        app, ["validate", str(path), "--out", str(tmp_path)], env={"COLUMNS": "200"}
+    )
+    assert r.exit_code == 0, r.output
+    assert "contract stripe_payments" in r.output and "era all_columns" in r.output
+    assert "validation summary" in r.output
+
+
+def test_cli_exit_1_without_traceback(tmp_path: Path) -> None:
+    bad = write(tmp_path, "bad.csv", "foo,bar\n1,2\n")
+    r = CliRunner().invoke(
+        app,
+        ["validate", str(bad), str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o")],
+        env={"COLUMNS": "200"},
+    )
+    assert r.exit_code == 1
+    assert ("Traceback" not in r.output and r.exception is None) or isinstance(
+        r.exception, SystemExit
+    )
+    out = " ".join(r.output.split())
+    assert "bad.csv" in out and "no contract fits" in out and "missing.csv: no such file" in out

@@ -1,0 +1,114 @@
+"""The polars 2.1 traps named in issue 4: casts that do not validate, datetimes that roll over.
+
+The first test of each pair shows the trap in polars itself (if polars ever fixes it, the test
+says so); the second shows the validator checks the text before any cast.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from backfill.validate import parse
+from tests.backfill.validate.helpers import run, write
+
+HEADER = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status\n"
+
+
+def test_polars_decimal_cast_does_not_validate() -> None:
+    s = pl.Series(["29.905", "1e3"])
+    got = s.cast(pl.Decimal(10, 2), strict=True).to_list()
+    assert [str(v) for v in got] == ["29.90", "1000.00"]  # silently truncated / accepted
+
+
+def test_polars_strptime_rolls_over_and_accepts_unpadded() -> None:
+    s = pl.Series(["2024-01-05 23:59:60", "2024-1-5 1:2:3"])
+    got = s.str.strptime(pl.Datetime, "%Y-%m-%d %H:%M:%S", strict=False).to_list()
+    assert got[0] is not None and got[0].day == 6  # 23:59:60 became the next day
+    assert got[1] is not None  # unpadded text accepted
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "rule"),
+    [
+        ("29.905", "usd", "money_scale"),
+        ("1e3", "usd", "number_format"),
+        ("12.5", "jpy", "money_scale"),
+        ("5.1234", "kwd", "money_scale"),
+        ("1,000.00", "usd", "number_format"),
+        ("12,50", "eur", "number_format"),
+        ("-5.00", "usd", "negative"),
+        ("99999999999999999.00", "usd", "money_range"),
+        (" ", "usd", "required_value"),
+    ],
+)
+def test_amount_text_checked_before_conversion(
+    tmp_path: Path, amount: str, currency: str, rule: str
+) -> None:
+    p = write(
+        tmp_path, "p.csv", HEADER + f'ch_1,2026-01-05 10:00:00,"{amount}",0,{currency},true,Paid\n'
+    )
+    (res,) = run([p], tmp_path / "out")
+    assert res.rejected_by_rule == {rule: 1}
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [
+        ("29.90", "usd", "2990"),
+        ("29.900", "usd", "2990"),
+        ("0.07", "usd", "7"),
+        ("5000", "jpy", "5000"),
+        ("5000.00", "jpy", "5000"),
+        ("5.120", "kwd", "5120"),
+        ("1061.86", "eur", "106186"),
+        ("3", "usd", "300"),
+    ],
+)
+def test_minor_units_are_exact(tmp_path: Path, amount: str, currency: str, minor: str) -> None:
+    p = write(
+        tmp_path, "p.csv", HEADER + f"ch_1,2026-01-05 10:00:00,{amount},0,{currency},true,Paid\n"
+    )
+    (res,) = run([p], tmp_path / "out")
+    assert res.rows_valid == 1
+    assert pl.read_csv(res.valid_path, infer_schema=False)["amount"].to_list() == [minor]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("created", "rule"),
+    [
+        ("2026-01-05 23:59:60", "datetime_invalid"),
+        ("2026-02-30 10:00:00", "datetime_invalid"),
+        ("2026-01-05 24:00:00", "datetime_invalid"),
+        ("2026-1-5 1:2:3", "datetime_format"),
+        ("8/6/2026 12:00", "datetime_format"),
+        ("2026-01-05T10:00:00", "datetime_format"),
+        ("2010-12-31 23:59", "datetime_too_early"),
+    ],
+)
+def test_datetime_text_checked_before_parsing(tmp_path: Path, created: str, rule: str) -> None:
+    p = write(tmp_path, "p.csv", HEADER + f"ch_1,{created},1.00,0,usd,true,Paid\n")
+    (res,) = run([p], tmp_path / "out")
+    assert res.rejected_by_rule == {rule: 1}
+
+
+def test_minute_precision_and_account_time_zone(tmp_path: Path) -> None:
+    # A header without "(UTC)" means the account's zone (settings.backfill.account_timezone).
+    text = "id,Created date,Amount,Amount Refunded,Currency,Captured,Status\nch_1,2026-07-01 12:00,1.00,0,usd,true,Paid\n"
+    p = write(tmp_path, "p.csv", text)
+    (res,) = run([p], tmp_path / "out", account_timezone="Europe/Berlin")
+    created = pl.read_csv(res.valid_path, infer_schema=False)["created"].to_list()  # type: ignore[arg-type]
+    ten_utc = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)  # 12:00 CEST
+    assert created == [str(int(ten_utc.timestamp()))]
+
+
+def test_parse_helpers_directly() -> None:
+    df = pl.DataFrame({"t": ["1,234.50", "1234", "1.234,50"]})
+    got = df.select(
+        en=parse.normalise_number(pl.col("t"), "en"), de=parse.normalise_number(pl.col("t"), "de")
+    )
+    assert got["en"].to_list() == ["1234.50", "1234", None]
+    assert got["de"].to_list() == [None, "1234", "1234.50"]
