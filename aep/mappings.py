@@ -1,7 +1,8 @@
 """Data Prep: mapping sets (create answers 200, not 201), validation, lookup.
 
 Mapping sets have no name the lists filter on, so the tool finds its own by the id it recorded
-or, failing that, by a description tag (`aep.names.description_tag`) it writes into the set.
+or, failing that, by a description tag (`aep.names.description_tag`) it writes into the
+description of the set's first mapping.
 """
 
 from __future__ import annotations
@@ -49,11 +50,19 @@ class Validation(Model):
 
 
 def with_tag(body: dict[str, Any], tag: str) -> dict[str, Any]:
-    """The mapping-set body carrying the lookup tag in its description."""
-    described = body.get("description")
-    if isinstance(described, str) and tag in described:
-        return dict(body)
-    return {**body, "description": f"{described} [{tag}]" if described else tag}
+    """The mapping-set body carrying the lookup tag.
+
+    The tag goes into the first mapping's `description` (a field of the spec's
+    `MappingOperation`, stored with the set); the mapping set itself has no description field
+    in the spec, so a top-level one could be dropped by the service.
+    """
+    mappings = [dict(m) for m in body.get("mappings") or []]
+    if not mappings:
+        raise ValueError("a mapping set needs at least one mapping to carry its tag")
+    described = mappings[0].get("description")
+    if not (isinstance(described, str) and tag in described):
+        mappings[0]["description"] = f"{described} [{tag}]" if described else tag
+    return {**body, "mappings": mappings}
 
 
 class DataPrep(Service):

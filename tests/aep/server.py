@@ -193,6 +193,15 @@ class _Gate:
 
 
 async def _drop(send: Send) -> None:
+    # uvicorn's send is a bound method of the request cycle, which holds the TCP transport:
+    # aborting it closes the connection with no response at all
+    cycle: Any = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is not None and hasattr(transport, "abort"):
+        transport.abort()
+        if hasattr(cycle, "disconnected"):
+            cycle.disconnected = True
+        return
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]}
     )
@@ -272,6 +281,12 @@ def create_app(state: State) -> ASGIApp:
         matched = [(k, v) for k, v in items.items() if name is None or v.get("name") == name]
         return JSONResponse(dict(matched[start : start + min(limit, state.page_size)]))
 
+    async def add_client(request: Request) -> Response:
+        body = await request.json()
+        with state.lock:
+            state.clients[str(body["client_id"])] = str(body["client_secret"])
+        return JSONResponse({"client_id": body["client_id"]}, status_code=201)
+
     async def echo(request: Request) -> Response:
         return JSONResponse({"ok": True, "body": (await request.body()).decode() or None})
 
@@ -282,6 +297,7 @@ def create_app(state: State) -> ASGIApp:
         Route("/data/foundation/flowservice/{kind}", fs_create, methods=["POST"]),
         Route("/data/foundation/flowservice/{kind}", fs_list, methods=["GET"]),
         Route("/data/foundation/flowservice/{kind}/{id}", fs_get, methods=["GET"]),
+        Route("/_emulator/clients", add_client, methods=["POST"]),
         Route("/data/echo", echo, methods=["GET", "POST", "PUT", "PATCH"]),
     ]
     return _Gate(Starlette(routes=routes), state)

@@ -123,3 +123,14 @@ def test_catalog_create_lost_after_commit_returns_the_dataset(
     # lists are keyed by id, limited to 100 per page, paged with start
     listed = server.state.requests_to("GET", r"/catalog/dataSets$")
     assert all("limit=100" in s.query for s in listed)
+
+
+def test_a_dropped_connection_is_a_connection_dropped_error(
+    server: TestServer, make_client: MakeClient
+) -> None:
+    server.state.faults.append(Fault(method="GET", path=r"/flows$", drop=True))
+    aep = make_client()
+    with pytest.raises(errors.ConnectionDropped) as info:
+        aep.http.request("GET", aep.flows.url("/flows"), idempotent=False)
+    assert info.value.ambiguous
+    assert "RemoteProtocolError" in str(info.value)
