@@ -185,19 +185,27 @@ async def list_all(request: Request) -> JSONResponse:
 
 async def validate(request: Request) -> JSONResponse:
     """POST /mappingSets/validate: one `{status, errors}` per mapping, in order."""
+    from emulator.runner import validate_mappings  # the engine EMU-RUNNER provides
+
     body = _body(await request.body())
     if not isinstance(body, dict) or not isinstance(body.get("mappings"), list):
         raise CatalogError("mappings must be an array.", code="MAPPER-1001")
-    results = []
+    results: list[dict[str, Any]] = []
     for number, mapping in enumerate(body["mappings"]):
         try:
-            normalise_mapping(number, mapping)
+            normalised = normalise_mapping(number, mapping)
         except CatalogError as exc:
             results.append(
                 {"status": "ERROR", "errors": [{"code": exc.code, "message": exc.message}]}
             )
-        else:
+            continue
+        problem = validate_mappings([normalised])[0]
+        if problem is None:
             results.append({"status": "SUCCESS", "errors": None})
+        else:
+            results.append(
+                {"status": "ERROR", "errors": [{"code": problem.code, "message": problem.message}]}
+            )
     return JSONResponse({"validationResponse": results})
 
 

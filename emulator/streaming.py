@@ -128,13 +128,14 @@ def _prepare(
         raise _Rejected(f"{prefix} Dataset {dataset_id} is not found")
     if flow and flow.get("state") != "enabled":
         raise _Rejected(f"{prefix} Flow {flow['id']} is disabled")
+    schema = schema_of(tx, scope, dataset)
     for tr in flow.get("transformations") or []:
         mapping = tx.get("mappingSets", scope, str(tr.get("params", {}).get("mappingId")))
         try:
-            record = map_record(mapping, record)
+            record = map_record(mapping, record, schema=schema)
         except MappingError as exc:
             return flow, str(dataset_id), None, f"{exc.code}: {exc.message}"
-    problems = validate_xdm(schema_of(tx, scope, dataset), record)
+    problems = validate_xdm(schema, record)
     if problems:
         return flow, str(dataset_id), record, "; ".join(problems)
     return flow, str(dataset_id), record, None
