@@ -66,9 +66,11 @@ def test_http_mode_never_registers_with_a_remote_host(tmp_path: Path) -> None:
         state_dir=tmp_path,
         platform=PlatformSettings(mode="http", ims_url="https://ims.example.com"),
     )
-    with pytest.raises(ConfigError, match="AEP_BRIDGE_PLATFORM__CLIENT_SECRET"):
-        with open_platform(settings):
-            pass
+    with (
+        pytest.raises(ConfigError, match="AEP_BRIDGE_PLATFORM__CLIENT_SECRET"),
+        open_platform(settings),
+    ):
+        pass
 
 
 def test_remote_mode_requires_its_credentials(tmp_path: Path) -> None:
