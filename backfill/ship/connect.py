@@ -45,6 +45,9 @@ DEFAULT_REQUEST_SIZE = 32768
 """SFTP read/write request size when the server does not state its limits (paramiko's)."""
 MAX_REQUEST_SIZE = 256 * 1024
 """Upper bound on the request size, even when a server's `limits@openssh.com` allows more."""
+READ_WINDOW = 16 * 1024 * 1024
+"""SSH channel window we grant the server: bounds read-back speed on long links (window/RTT);
+paramiko's 2 MiB default caps a 50 ms round trip at ~40 MB/s."""
 _CMD_EXTENDED_REPLY = 201
 
 
@@ -97,6 +100,21 @@ class ConnectSpec:
     def with_(self, **changes: object) -> ConnectSpec:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+class _FastTransport(paramiko.Transport):
+    """paramiko's Transport preferring AES-GCM, where the server offers it.
+
+    paramiko lists the GCM ciphers last; as AEAD they cost one pass through OpenSSL instead of
+    AES-CTR plus a separate HMAC, which measured here ~1.2x faster writes and ~1.7x faster
+    read-back against OpenSSH (bench/ship/RESULTS.md). Servers without GCM negotiate as before.
+    """
+
+    _preferred_ciphers = (
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+        *(c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c),
+    )
 
 
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
@@ -256,6 +274,7 @@ def open_connection(spec: ConnectSpec) -> SftpConnection:
             channel_timeout=spec.timeout_s,
             allow_agent=False,
             look_for_keys=False,
+            transport_factory=_FastTransport,
         )
     except ShipError:
         client.close()
@@ -293,7 +312,8 @@ def open_connection(spec: ConnectSpec) -> SftpConnection:
         transport.set_keepalive(spec.keepalive_s)
     try:
         with translate_errors(f"opening SFTP on {where}"):
-            sftp = client.open_sftp()
+            sftp = paramiko.SFTPClient.from_transport(transport, window_size=READ_WINDOW)
+            assert sftp is not None
             sftp.get_channel().settimeout(spec.timeout_s)  # type: ignore[union-attr]
             size = _query_request_size(sftp) if spec.large_requests else DEFAULT_REQUEST_SIZE
     except ShipError as exc:
