@@ -22,6 +22,7 @@ __all__ = [
     "Level",
     "NumberLocale",
     "RuleSpec",
+    "UniqueSpec",
 ]
 
 Level = Literal["error", "warning"]
@@ -94,7 +95,7 @@ class ColumnSpec(_Model):
 
 
 class Condition(_Model):
-    """A condition on one column's text: equals one of `values` (case-insensitive)."""
+    """A condition on one column's text: equals one of `values` (case-insensitive; "" = empty)."""
 
     column: str
     values: tuple[str, ...]
@@ -122,6 +123,20 @@ class RuleSpec(_Model):
     """any_present / both_or_neither: the columns involved."""
     when: tuple[Condition, ...] = ()
     """Only rows where every condition holds are checked."""
+    date_only: bool = False
+    """compare: compare the calendar dates (UTC) of two datetimes."""
+    tolerance: float = 0.0
+    """compare `==` / difference: allowed absolute difference (decimals)."""
+
+
+class UniqueSpec(_Model):
+    """Values (one column or several together) that must not be shared by two identities."""
+
+    id: str
+    columns: tuple[str, ...]
+    level: Level = "error"
+    case_insensitive: bool = False
+    message: str
 
 
 class EraSpec(_Model):
@@ -162,6 +177,7 @@ class Contract(_Model):
     columns: tuple[ColumnSpec, ...]
     rules: tuple[RuleSpec, ...] = ()
     exclude: tuple[ExcludeSpec, ...] = ()
+    unique: tuple[UniqueSpec, ...] = ()
 
     @model_validator(mode="after")
     def _check_refs(self) -> Contract:
@@ -173,6 +189,7 @@ class Contract(_Model):
         refs += [c.currency for c in self.columns if c.currency]
         refs += [c.currency_fallback for c in self.columns if c.currency_fallback]
         refs += [e.column for e in self.exclude]
+        refs += [c for u in self.unique for c in u.columns]
         if self.event_time:
             refs.append(self.event_time)
         for r in self.rules:

@@ -19,7 +19,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,7 +31,7 @@ from backfill.contracts.model import NumberLocale
 from backfill.validate import parse
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
 from backfill.validate.result import FileResult, RunResult
-from backfill.validate.rules import Check, ColumnEnv, build_checks, text_col
+from backfill.validate.rules import Check, ColumnEnv, build_checks, text_col, unique_value
 from backfill.validate.structure import (
     Structure,
     line_numbers,
@@ -231,20 +231,48 @@ def _key(contract: Contract) -> pl.Expr:
     return pl.concat_str(parts, separator="\x1f").alias("__key")
 
 
-def _duplicate_keys(files: list[_Prepared]) -> pl.Series:
-    frames = [_frame(p).select(_key(p.contract)) for p in files]
-    return (
-        pl.concat(frames)
+def _duplicates(files: list[_Prepared]) -> tuple[pl.Series, dict[str, pl.Series]]:
+    """The duplicates pass: identities seen more than once, and unique values shared by two
+    identities, over all files of one kind. Only these (few) values are collected."""
+    contract = files[0].contract
+    frames = pl.concat(
+        [
+            _frame(p).select(
+                _key(contract),
+                *[unique_value(u).alias(f"__u{i}") for i, u in enumerate(contract.unique)],
+            )
+            for p in files
+        ]
+    )
+    queries = [
+        frames.select("__key")
         .filter(pl.col("__key").is_not_null())
         .group_by("__key")
         .len()
         .filter(pl.col("len") > 1)
-        .collect(engine="streaming")["__key"]
-    )
+        .select("__key")
+    ]
+    for i, _ in enumerate(contract.unique):
+        u = f"__u{i}"
+        queries.append(
+            frames.select(u, "__key")
+            .filter(pl.col(u).is_not_null())
+            .group_by(u)
+            .agg(pl.col("__key").n_unique().alias("n"))
+            .filter(pl.col("n") > 1)
+            .select(u)
+        )
+    out = pl.collect_all(queries, engine="streaming")
+    keys = out[0]["__key"]
+    values = {u.id: out[i + 1][f"__u{i}"] for i, u in enumerate(contract.unique)}
+    return keys, values
 
 
-def _main_pass(p: _Prepared, dup_keys: pl.Series, cutover: datetime | None) -> None:
+def _main_pass(
+    p: _Prepared, dup_keys: pl.Series, dup_values: dict[str, pl.Series], cutover: datetime | None
+) -> None:
     c = p.contract
+    p.env = replace(p.env, duplicated=dup_values)
     env = p.env
     checks = build_checks(env, c)
     p.checks = checks
@@ -583,14 +611,14 @@ def validate_files(
         by_kind.setdefault(p.contract.kind, []).append(p)
     for files in by_kind.values():
         t0 = time.perf_counter()
-        keys = _duplicate_keys(files)
+        keys, values = _duplicates(files)
         dt = (time.perf_counter() - t0) / len(files)
         for p in files:
             p.result.passes["duplicates"] = dt
             p.result.seconds += dt
         for p in files:
             t0 = time.perf_counter()
-            _main_pass(p, keys, opts.cutover)
+            _main_pass(p, keys, values, opts.cutover)
             p.result.passes["rules"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         _resolve_duplicates(files)

@@ -8,16 +8,16 @@ once, by its own rule, and not again by every rule that uses it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
 
 from backfill.contracts.currencies import ISK_WHOLE_UNITS, KNOWN_CURRENCIES, THREE_DECIMAL
-from backfill.contracts.model import ColumnSpec, Contract, Level, RuleSpec
+from backfill.contracts.model import ColumnSpec, Contract, Level, RuleSpec, UniqueSpec
 from backfill.validate import parse
 
-__all__ = ["Check", "ColumnEnv", "build_checks", "text_col", "typed_col"]
+__all__ = ["Check", "ColumnEnv", "build_checks", "text_col", "typed_col", "unique_value"]
 
 _SCIENTIFIC = r"^[+-]?\d+([.,]\d+)?[eE][+-]?\d+$"
 _OPS = {
@@ -64,6 +64,8 @@ class ColumnEnv:
     """Canonical datetime column -> IANA zone of its wall-clock values."""
     locale: str
     now: datetime
+    duplicated: dict[str, pl.Series] = field(default_factory=dict)
+    """Unique-rule id -> values shared by more than one identity (from the duplicates pass)."""
 
     def label(self, name: str) -> str:
         """Header to report for canonical column `name`."""
@@ -360,7 +362,10 @@ def _when(rule: RuleSpec, contract: Contract) -> pl.Expr:
         vals = [v.lower() for v in w.values]
         if spec.type == "bool":
             t = typed_col(w.column).cast(pl.String)
-        cond = cond & t.is_in(vals)
+        hit = t.is_in(vals).fill_null(False)
+        if "" in vals:
+            hit = hit | parse.blank(text_col(w.column))
+        cond = cond & hit
     return cond
 
 
@@ -375,10 +380,15 @@ def cross_check(env: ColumnEnv, rule: RuleSpec, contract: Contract) -> Check:
     if rule.kind == "compare":
         left = _value(rule.left or "", contract)
         right = pl.lit(rule.value) if rule.right is None else _value(rule.right, contract)
-        failed = ~_OPS[rule.op or "=="](left, right)
+        if rule.date_only:
+            left, right = left.dt.date(), right.dt.date()
+        if rule.tolerance and rule.op == "==":
+            failed = (left - right).abs() > rule.tolerance + 1e-9
+        else:
+            failed = ~_OPS[rule.op or "=="](left, right)
     elif rule.kind == "difference":
         res, lhs, rhs = (_value(x or "", contract) for x in (rule.result, rule.left, rule.right))
-        failed = res != (lhs - rhs)
+        failed = (res - (lhs - rhs)).abs() > rule.tolerance + 1e-9
     elif rule.kind == "required_if":
         cond = _OPS[rule.op or ">"](_value(rule.left or "", contract), pl.lit(rule.value))
         failed = cond & parse.blank(text_col(rule.column or ""))
@@ -396,6 +406,26 @@ def cross_check(env: ColumnEnv, rule: RuleSpec, contract: Contract) -> Check:
     )
 
 
+def unique_value(spec: UniqueSpec) -> pl.Expr:
+    """The normalised value a unique rule compares (trimmed, maybe lower-cased; null if blank)."""
+    parts = []
+    for c in spec.columns:
+        t = text_col(c).str.strip_chars()
+        if spec.case_insensitive:
+            t = t.str.to_lowercase()
+        parts.append(pl.when(parse.blank(text_col(c))).then(None).otherwise(t))
+    return pl.concat_str(parts, separator="\x1f") if len(parts) > 1 else parts[0]
+
+
+def unique_check(env: ColumnEnv, spec: UniqueSpec) -> Check:
+    """A value that must be unique is shared with another identity (found by the duplicates pass)."""
+    dup = env.duplicated.get(spec.id, pl.Series(dtype=pl.String))
+    label = env.label(spec.columns[0])
+    failed = unique_value(spec).is_in(dup.implode())
+    value = pl.concat_str([text_col(c).fill_null("") for c in spec.columns], separator=" | ")
+    return Check(spec.id, label, spec.level, _named(failed, spec.id, label), value, spec.message)
+
+
 def build_checks(env: ColumnEnv, contract: Contract) -> list[Check]:
     """All checks of a contract in evaluation order: columns first, then cross-column rules."""
     currencies = {c.currency for c in contract.columns if c.currency}
@@ -406,4 +436,5 @@ def build_checks(env: ColumnEnv, contract: Contract) -> list[Check]:
     for col in ordered:
         checks += column_checks(env, col, is_currency=col.name in currencies)
     checks += [cross_check(env, r, contract) for r in contract.rules]
+    checks += [unique_check(env, u) for u in contract.unique]
     return checks
