@@ -1,4 +1,4 @@
-"""Schema Registry: tenant id, tenant schemas, lookup by unique title.
+"""Schema Registry: tenant id, tenant schemas, identity descriptors, lookup by unique title.
 
 Schema GETs need an `Accept` header with the XED media type; lists answer
 `{"results": [...], "_page": {...}, "_links": {"next": ...}}`. Titles are unique per sandbox,
@@ -52,6 +52,29 @@ class SchemaRegistry(Service):
         """`POST /tenant/schemas` (201 with `$id`, `meta:altId`). Sent once."""
         response = self.http.request("POST", self.url("/tenant/schemas"), json=body)
         return self._parse(response, Schema, self.http.json(response))
+
+    def create_descriptor(self, body: dict[str, Any]) -> str:
+        """`POST /tenant/descriptors` (e.g. a primary identity); returns its `@id`. Sent once."""
+        response = self.http.request("POST", self.url("/tenant/descriptors"), json=body)
+        data = self.http.json(response)
+        ident = data.get("@id") if isinstance(data, dict) else None
+        if not isinstance(ident, str) or not ident:
+            raise self.http.format_error(response, "no @id in the created descriptor")
+        return ident
+
+    def primary_identity(self, schema_id: str, path: str, namespace: str) -> str:
+        """Make the field at `path` (`/personalEmail/address`) the schema's primary identity."""
+        return self.create_descriptor(
+            {
+                "@type": "xdm:descriptorIdentity",
+                "xdm:sourceSchema": schema_id,
+                "xdm:sourceVersion": 1,
+                "xdm:sourceProperty": path,
+                "xdm:namespace": namespace,
+                "xdm:property": "xdm:code",
+                "xdm:isPrimary": True,
+            }
+        )
 
     def get_schema(self, schema_id: str) -> dict[str, Any]:
         """The full schema (`$ref`s resolved) by `$id` or `meta:altId`."""

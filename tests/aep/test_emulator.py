@@ -270,3 +270,101 @@ def test_the_create_chain_of_an_sftp_source(platform: OpenPlatform) -> None:
     assert not c.flows.flows.ensure(resource_name(prefix, "flow.capillary.profile"), {}).created
     # and the password never left in a support bundle
     assert SFTP_PASSWORD not in str(c.capture.bundle().asdict())
+
+
+HTTP_API_SPEC = "bc7b00d6-623a-4dfc-9fdb-f1240aeadaeb"
+HTTP_API_FLOW_SPEC = "d8a6f005-7eaf-4153-983e-e8574508b877"
+
+
+def test_a_streamed_profile_lands_in_the_dataset_and_profile(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        platform=PlatformSettings(mode="embedded", org_id=ORG, sandbox="prod"),
+    )
+    with open_platform(settings, emulator_options={"landing_delay_s": 0.2}) as opened:
+        c = opened.client
+        schema = c.schemas.create_schema(
+            {
+                "title": "aep-bridge-stream.profile",
+                "type": "object",
+                "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/profile"}],
+                "meta:immutableTags": ["union"],
+            }
+        )
+        assert c.schemas.primary_identity(schema.id, "/personalEmail/address", "Email")
+        dataset_id = c.catalog.create_dataset(
+            {
+                "name": "aep-bridge-stream.profile",
+                "schemaRef": {"id": schema.id, "contentType": XED_FULL},
+                "tags": {"unifiedProfile": ["enabled:true"], "unifiedIdentity": ["enabled:true"]},
+            }
+        )
+        base = c.flows.connections.create(
+            {
+                "name": "aep-bridge-http",
+                "connectionSpec": {"id": HTTP_API_SPEC, "version": "1.0"},
+                "auth": {
+                    "specName": "Streaming Connection",
+                    "params": {
+                        "dataType": "xdm",
+                        "name": "aep-bridge-http",
+                        "authenticationRequired": False,
+                    },
+                },
+            }
+        )
+        inlet_url = c.flows.connections.get(base.id).auth["params"]["inletUrl"]  # type: ignore[index]
+        source = c.flows.source_connections.create(
+            {
+                "name": "aep-bridge-http.source",
+                "baseConnectionId": base.id,
+                "connectionSpec": {"id": HTTP_API_SPEC, "version": "1.0"},
+            }
+        )
+        target = c.flows.target_connections.create(
+            {
+                "name": "aep-bridge-http.target",
+                "connectionSpec": {"id": DATA_LAKE_SPEC, "version": "1.0"},
+                "data": {"format": "parquet_xdm", "schema": {"id": schema.id, "version": XED_FULL}},
+                "params": {"dataSetId": dataset_id},
+            }
+        )
+        flow = c.flows.flows.create(
+            {
+                "name": "aep-bridge-http.flow",
+                "flowSpec": {"id": HTTP_API_FLOW_SPEC, "version": "1.0"},
+                "sourceConnectionIds": [source.id],
+                "targetConnectionIds": [target.id],
+            }
+        )
+        ref = {"id": schema.id, "contentType": XED_FULL}
+        message = {
+            "header": {
+                "schemaRef": ref,
+                "imsOrgId": ORG,
+                "datasetId": dataset_id,
+                "flowId": flow.id,
+            },
+            "body": {
+                "xdmMeta": {"schemaRef": ref},
+                "xdmEntity": {
+                    "identityMap": {"email": [{"id": "jane@example.com", "primary": True}]},
+                    "personalEmail": {"address": "jane@example.com"},
+                },
+            },
+        }
+        receipt = c.streaming.send(inlet_url, message, sync_validation=True)
+        assert receipt.xactionId and receipt.inletId == inlet_url.rsplit("/", 1)[-1]
+        batch = c.streaming.send_batch(inlet_url, [message, {"header": {}, "body": {}}])
+        assert batch.failed == [1]
+        deadline = time.monotonic() + 20
+        entity = None
+        while time.monotonic() < deadline:
+            entity = c.profiles.get_entity("jane@example.com", "email")
+            if entity is not None and list(c.catalog.batches(dataset_id)):
+                break
+            time.sleep(0.2)
+        assert entity is not None and dataset_id in entity.sources
+        batches = list(c.catalog.batches(dataset_id))
+        assert sum(b.recordCount or 0 for b in batches) >= 2
+        assert c.profiles.get_entity("nobody@example.com", "email") is None
