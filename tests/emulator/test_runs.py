@@ -1,0 +1,312 @@
+"""Batch dataflow runs end to end over real HTTP: SFTP against OpenSSH sshd, Stripe fixtures,
+`POST /runs`, injected run failure, explore."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from emulator.embed import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmbeddedEmulator
+from tests.emulator.chains import (
+    CATALOG,
+    CLOUD_FLOW,
+    FS,
+    REST_FLOW,
+    SFTP,
+    STRIPE,
+    call,
+    create_dataset,
+    create_mapping,
+    create_schema,
+    create_target,
+)
+from tests.emulator.conftest import ORG, SANDBOX
+from tests.support.sshd import Sshd, start_sshd
+
+EXPORT = "/data/foundation/export"
+CSV = "loyalty_id,email,points\nL1,ana@example.com,10\nL2,bo@example.com,20\nL3,cy@example.com\nL4,dee@example.com,40\n"
+PROPS: dict[str, Any] = {
+    "loyaltyId": {"type": "string"},
+    "personalEmail": {"type": "object", "properties": {"address": {"type": "string"}}},
+    "points": {"type": "integer"},
+}
+
+
+@pytest.fixture
+def rsa_sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """OpenSSH sshd with an RSA (PEM) client key, the form AEP's SFTP source documents."""
+    server = start_sshd(tmp_path / "sshd", client_key_type="rsa")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def session(tmp_path: Path, rsa_sshd: Sshd) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+    """An embedded emulator (faults on, fast landings) and an authenticated client for it."""
+    with (
+        EmbeddedEmulator(
+            tmp_path / "aep", known_hosts=rsa_sshd.known_hosts, faults=True, landing_delay_s=0.0
+        ) as emu,
+        httpx.Client(base_url=emu.base_url, timeout=30) as http,
+    ):
+        token = http.post(
+            "/ims/token/v3",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": DEFAULT_CLIENT_ID,
+                "client_secret": DEFAULT_CLIENT_SECRET,
+                "scope": "openid",
+            },
+        ).json()["access_token"]
+        yield (
+            http,
+            {
+                "Authorization": f"Bearer {token}",
+                "x-api-key": DEFAULT_CLIENT_ID,
+                "x-gw-ims-org-id": ORG,
+                "x-sandbox-name": SANDBOX,
+            },
+        )
+
+
+def wait_run(
+    http: httpx.Client, headers: dict[str, str], flow: str, count: int = 1, timeout_s: float = 30
+) -> list[dict[str, Any]]:
+    """The flow's runs once `count` of them have finished."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = call(
+            http, "GET", f"{FS}/runs?property=flowId=={flow}&orderby=createdAt", headers, 200
+        )["items"]
+        done = [r for r in runs if r["metrics"]["statusSummary"]["status"] in ("success", "failed")]
+        if len(done) >= count:
+            return done
+        assert time.monotonic() < deadline, runs
+        time.sleep(0.1)
+
+
+def _sftp_flow(
+    http: httpx.Client, headers: dict[str, str], server: Sshd, folder: str
+) -> dict[str, str]:
+    schema = create_schema(http, headers, f"Loyalty {folder}", properties=PROPS)
+    dataset = create_dataset(http, headers, f"loyalty-{folder}", schema["$id"])
+    key = base64.b64encode(server.client_key.read_bytes()).decode()
+    base = call(
+        http,
+        "POST",
+        f"{FS}/connections",
+        headers,
+        201,
+        json={
+            "name": f"sftp {folder}",
+            "connectionSpec": {"id": SFTP, "version": "1.0"},
+            "auth": {
+                "specName": "SSH PublicKey Authentication for sftp",
+                "params": {
+                    "host": server.host,
+                    "port": server.port,
+                    "userName": server.user,
+                    "privateKeyContent": key,
+                },
+            },
+        },
+    )["id"]
+    source = call(
+        http,
+        "POST",
+        f"{FS}/sourceConnections",
+        headers,
+        201,
+        json={
+            "name": f"csv {folder}",
+            "baseConnectionId": base,
+            "connectionSpec": {"id": SFTP, "version": "1.0"},
+            "data": {
+                "format": "delimited",
+                "properties": {"columnDelimiter": ",", "encoding": "UTF-8"},
+            },
+            "params": {"path": f"{server.landing}/{folder}/*.csv", "type": "folder"},
+        },
+    )["id"]
+    target = create_target(http, headers, dataset, schema["$id"])
+    mapping = create_mapping(
+        http,
+        headers,
+        schema["$id"],
+        [("loyalty_id", "loyaltyId"), ("email", "personalEmail.address"), ("points", "points")],
+    )
+    flow = call(
+        http,
+        "POST",
+        f"{FS}/flows",
+        headers,
+        201,
+        json={
+            "name": f"backfill {folder}",
+            "flowSpec": {"id": CLOUD_FLOW, "version": "1.0"},
+            "sourceConnectionIds": [source],
+            "targetConnectionIds": [target],
+            "transformations": [
+                {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
+            ],
+            "scheduleParams": {"startTime": str(int(time.time())), "frequency": "once"},
+        },
+    )["id"]
+    return {"flow": flow, "dataset": dataset, "base": base}
+
+
+def test_sftp_flow_ingests_csv_and_counts_the_malformed_row(
+    session: tuple[httpx.Client, dict[str, str]], rsa_sshd: Sshd
+) -> None:
+    http, headers = session
+    (rsa_sshd.landing / "first").mkdir()
+    (rsa_sshd.landing / "first" / "loyalty.csv").write_text(CSV)
+    chain = _sftp_flow(http, headers, rsa_sshd, "first")
+    [run] = wait_run(http, headers, chain["flow"])
+    assert run["metrics"]["statusSummary"]["status"] == "success", run
+    assert run["metrics"]["recordSummary"] == {
+        "inputRecordCount": 4,
+        "outputRecordCount": 3,
+        "failedRecordCount": 1,
+    }
+    promotion = [a for a in run["activities"] if a["id"] == "promotionActivity"][0]
+    [batch_id] = promotion["targetInfo"][0]["reference"]["ids"]
+    batch = call(http, "GET", f"{CATALOG}/batches/{batch_id}", headers, 200)[batch_id]
+    assert (batch["recordCount"], batch["failedRecordCount"]) == (3, 1)
+    assert batch["relatedObjects"] == [{"type": "dataSet", "id": chain["dataset"]}]
+    listing = call(http, "GET", f"{EXPORT}/batches/{batch_id}/meta?path=row_errors", headers, 200)
+    raw = http.get(listing["data"][0]["_links"]["self"]["href"], headers=headers).text
+    [error] = [json.loads(line) for line in raw.splitlines()]
+    assert error["line"] == 4 and error["file"].endswith("loyalty.csv")
+    flow = call(http, "GET", f"{FS}/flows/{chain['flow']}", headers, 200)["items"][0]
+    assert flow["lastRunDetails"]["id"] == run["id"]
+    assert flow["lastRunDetails"]["state"] == "success"
+
+    time.sleep(1.1)  # a later mtime than the first file
+    (rsa_sshd.landing / "first" / "more.csv").write_text(
+        "loyalty_id,email,points\nL9,z@example.com,9\n"
+    )
+    call(http, "POST", f"{FS}/runs", headers, 201, json={"flowId": chain["flow"]})
+    second = wait_run(http, headers, chain["flow"], count=2)[-1]
+    assert second["metrics"]["recordSummary"]["inputRecordCount"] == 1
+
+    fail = http.post(
+        "/_emulator/runs/fail",
+        json={"flowId": chain["flow"], "org": ORG, "sandbox": SANDBOX, "message": "disk on fire"},
+    )
+    assert fail.status_code == 201
+    call(http, "POST", f"{FS}/runs", headers, 201, json={"flowId": chain["flow"]})
+    third = wait_run(http, headers, chain["flow"], count=3)[-1]
+    assert third["metrics"]["statusSummary"]["status"] == "failed"
+    assert "disk on fire" in third["metrics"]["statusSummary"]["errors"][0]["message"]
+
+
+def test_sftp_explore_and_unreachable_host_fails_the_run(
+    session: tuple[httpx.Client, dict[str, str]], rsa_sshd: Sshd
+) -> None:
+    http, headers = session
+    (rsa_sshd.landing / "exp").mkdir()
+    (rsa_sshd.landing / "exp" / "a.csv").write_text(CSV)
+    chain = _sftp_flow(http, headers, rsa_sshd, "exp")
+    items = call(
+        http,
+        "GET",
+        f"{FS}/connections/{chain['base']}/explore?objectType=folder&object={rsa_sshd.landing}/exp",
+        headers,
+        200,
+    )
+    assert [i["name"] for i in items] == ["a.csv"]
+    rsa_sshd.stop()
+    (rsa_sshd.landing / "exp" / "b.csv").write_text(CSV)
+    call(http, "POST", f"{FS}/runs", headers, 201, json={"flowId": chain["flow"]})
+    last = wait_run(http, headers, chain["flow"], count=2)[-1]
+    assert last["metrics"]["statusSummary"]["status"] == "failed"
+
+
+def test_stripe_flow_runs_over_fixtures_and_explore(
+    session: tuple[httpx.Client, dict[str, str]],
+) -> None:
+    http, headers = session
+    base = call(
+        http,
+        "POST",
+        f"{FS}/connections",
+        headers,
+        201,
+        json={
+            "name": "Stripe base connection",
+            "connectionSpec": {"id": STRIPE, "version": "1.0"},
+            "auth": {"specName": "OAuth2 Refresh Code", "params": {"accessToken": "sk_test_x"}},
+        },
+    )["id"]
+    params = base64.b64encode(b'{"resourcePath":"charges"}').decode().replace("=", "%3D")
+    explored = call(
+        http,
+        "GET",
+        f"{FS}/connections/{base}/explore?objectType=rest&object=json"
+        f"&fileType=json&preview=false&sourceParams={params}",
+        headers,
+        200,
+    )
+    assert explored["format"] == "hierarchical"
+    assert "data" in explored["schema"]["properties"]
+    source = call(
+        http,
+        "POST",
+        f"{FS}/sourceConnections",
+        headers,
+        201,
+        json={
+            "name": "charges",
+            "baseConnectionId": base,
+            "connectionSpec": {"id": STRIPE, "version": "1.0"},
+            "data": {"format": "json"},
+            "params": {"resourcePath": "charges"},
+        },
+    )["id"]
+    schema = create_schema(
+        http,
+        headers,
+        "Charges",
+        identity=None,
+        union=False,
+        properties={"chargeId": {"type": "string"}},
+    )
+    dataset = create_dataset(http, headers, "charges", schema["$id"])
+    target = create_target(http, headers, dataset, schema["$id"])
+    mapping = create_mapping(http, headers, schema["$id"], [("data.id", "chargeId")])
+    flow = call(
+        http,
+        "POST",
+        f"{FS}/flows",
+        headers,
+        201,
+        json={
+            "name": "Stripe Connector Flow Generic Rest",
+            "flowSpec": {"id": REST_FLOW, "version": "1.0"},
+            "sourceConnectionIds": [source],
+            "targetConnectionIds": [target],
+            "transformations": [
+                {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
+            ],
+            "scheduleParams": {"startTime": "1710267858", "frequency": "once"},
+        },
+    )["id"]
+    [run] = wait_run(http, headers, flow)
+    assert run["metrics"]["statusSummary"]["status"] == "success", run
+    fixture = Path(__file__).parents[2] / "emulator/runner/fixtures/stripe/v1/charges.jsonl"
+    expected = len(fixture.read_text().splitlines())
+    assert run["metrics"]["recordSummary"]["outputRecordCount"] == expected
+    preview = call(http, "GET", f"{EXPORT}/datasets/{dataset}/preview", headers, 200)["data"]
+    assert {r["chargeId"] for r in preview} == {
+        json.loads(line)["id"] for line in fixture.read_text().splitlines()
+    }
