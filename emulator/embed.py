@@ -91,6 +91,14 @@ class EmbeddedEmulator:
             time.sleep(0.01)
         return self
 
+    @property
+    def holds_worker_lock(self) -> bool:
+        """True while this instance's worker runs the state directory's schedules and landings."""
+        if self._server is None:
+            return False
+        app = self._server.config.app
+        return bool(app.state.worker.holds_lock)  # type: ignore[union-attr]
+
     def stop(self) -> None:
         """Stop serving, stop the worker, close the state store."""
         if self._server is not None:

@@ -178,7 +178,7 @@ def test_sftp_flow_ingests_csv_and_counts_the_malformed_row(
         "outputRecordCount": 3,
         "failedRecordCount": 1,
     }
-    promotion = [a for a in run["activities"] if a["id"] == "promotionActivity"][0]
+    promotion = next(a for a in run["activities"] if a["id"] == "promotionActivity")
     [batch_id] = promotion["targetInfo"][0]["reference"]["ids"]
     batch = call(http, "GET", f"{CATALOG}/batches/{batch_id}", headers, 200)[batch_id]
     assert (batch["recordCount"], batch["failedRecordCount"]) == (3, 1)
