@@ -376,7 +376,8 @@ def _value(name: str, contract: Contract) -> pl.Expr:
 def cross_check(env: ColumnEnv, rule: RuleSpec, contract: Contract) -> Check:
     """A cross-column rule of the contract as a `Check`."""
     when = _when(rule, contract)
-    first = rule.column or rule.left or rule.result or (rule.columns[0] if rule.columns else "")
+    default = rule.result if rule.kind == "difference" else rule.left
+    first = rule.column or default or (rule.columns[0] if rule.columns else "")
     if rule.kind == "compare":
         left = _value(rule.left or "", contract)
         right = pl.lit(rule.value) if rule.right is None else _value(rule.right, contract)

@@ -7,21 +7,25 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from backfill.contracts import load_contracts
 from tests.backfill.validate.helpers import FIXTURES, golden, run, triples
 
-DEFECTS = [
-    FIXTURES / "stripe_payments" / "default_defects.csv",
-    FIXTURES / "capillary_customers" / "customers_defects.csv",
-    FIXTURES / "capillary_transactions" / "transactions_defects.csv",
-]
-CLEAN = [
-    (FIXTURES / "stripe_payments" / "all_columns_clean.csv", "stripe_payments"),
-    (FIXTURES / "capillary_customers" / "customers_clean.csv", "capillary_customers"),
-    (FIXTURES / "capillary_transactions" / "transactions_clean.csv", "capillary_transactions"),
-]
+DEFECTS = sorted(FIXTURES.glob("*/*_defects.csv"))
+CLEAN = [(p, p.parent.name) for p in sorted(FIXTURES.glob("*/*_clean.csv"))]
+KINDS = {p.parent.name for p in DEFECTS}
 
 
-@pytest.mark.parametrize("path", DEFECTS, ids=lambda p: p.stem)
+def test_every_shipped_kind_has_a_defects_fixture() -> None:
+    assert set(load_contracts()) == KINDS
+
+
+@pytest.mark.parametrize("path", DEFECTS, ids=lambda p: p.parent.name)
+def test_kind_is_detected_from_the_header(path: Path, tmp_path: Path) -> None:
+    (res,) = run([path], tmp_path)
+    assert res.kind == path.parent.name, res.why or res.message
+
+
+@pytest.mark.parametrize("path", DEFECTS, ids=lambda p: p.parent.name)
 def test_defects_are_caught_by_the_right_rule_on_the_right_line(path: Path, tmp_path: Path) -> None:
     (res,) = run([path], tmp_path)
     assert res.status == "validated", res.message
@@ -30,7 +34,7 @@ def test_defects_are_caught_by_the_right_rule_on_the_right_line(path: Path, tmp_
     assert triples(res.excluded_path, ("line", "reason")) == golden(path, "excluded")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("path", DEFECTS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", DEFECTS, ids=lambda p: p.parent.name)
 def test_counts_add_up(path: Path, tmp_path: Path) -> None:
     (res,) = run([path], tmp_path)
     valid = pl.read_csv(res.valid_path, infer_schema=False)  # type: ignore[arg-type]
