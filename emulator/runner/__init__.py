@@ -8,9 +8,9 @@ uses `map_record` and `validate_xdm` for streaming inlets, and `explore_sftp` an
 `stripe_resource_schema` for explore. Nothing here imports `aep/`, `config/` or `backfill/`.
 """
 
+from emulator.runner.explore import explore_sftp, inspect_sftp_file
 from emulator.runner.mapping import map_record, validate_mappings
 from emulator.runner.run import execute_run
-from emulator.runner.sftp_source import explore_sftp
 from emulator.runner.stripe_source import stripe_resource_schema
 from emulator.runner.types import (
     MappingError,
@@ -35,6 +35,7 @@ __all__ = [
     "UnknownResourceError",
     "execute_run",
     "explore_sftp",
+    "inspect_sftp_file",
     "map_record",
     "stripe_resource_schema",
     "validate_mappings",

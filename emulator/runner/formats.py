@@ -59,6 +59,8 @@ class ParsedFile:
 
     records: list[InputRecord] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    header: list[str] | None = None
+    """A delimited file's column names (None for JSON lines, or a file with no header row)."""
 
 
 def format_options(source_connection: Mapping[str, Any]) -> FormatOptions:
@@ -194,7 +196,7 @@ def _parse_delimited(lines: list[str], bad: set[int], file: str, opts: FormatOpt
         if header is None:
             if error is not None or row is None:
                 raise SourceError(f"{file}: line {start}: cannot read the header row: {error}")
-            header = _check_header(row, file)
+            header = out.header = _check_header(row, file)
             continue
         if error is not None or row is None:
             out.errors.append(RowError(file, start, "CSV-SYNTAX", error or "unreadable", raw))

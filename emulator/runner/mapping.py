@@ -290,8 +290,10 @@ def _convert(
 
 
 def _convert_scalar(value: Any, target: Mapping[str, Any] | None, where: str) -> Any:
-    kind = target.get("type") if target else None
-    if kind is None or value is None:
+    if target is None or value is None:
+        return value
+    kind = target.get("type")
+    if kind is None:
         return value
     try:
         if kind == "string":

@@ -34,7 +34,9 @@ __all__ = [
     "IO_TIMEOUT_S",
     "RemoteFile",
     "SftpAuth",
-    "explore_sftp",
+    "check_folder",
+    "is_dir",
+    "is_file",
     "list_new_files",
     "open_sftp",
     "read_file",
@@ -214,7 +216,9 @@ def open_sftp(auth: SftpAuth, known_hosts: Path | None) -> Iterator[paramiko.SFT
             sftp = client.open_sftp()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise SourceError(f"{where} refused the SFTP subsystem: {exc}") from None
-        sftp.get_channel().settimeout(IO_TIMEOUT_S)
+        channel = sftp.get_channel()
+        if channel is not None:
+            channel.settimeout(IO_TIMEOUT_S)
         try:
             yield sftp
         finally:
@@ -223,8 +227,12 @@ def open_sftp(auth: SftpAuth, known_hosts: Path | None) -> Iterator[paramiko.SFT
         client.close()
 
 
-def _check_folder(auth: SftpAuth, path: str) -> str:
-    """`path` resolved against `folderPath`, refused when it leaves it."""
+def check_folder(auth: SftpAuth, path: str) -> str:
+    """`path` resolved against `folderPath`, refused when it leaves it.
+
+    Raises:
+        SourceError: the path leaves `folderPath`.
+    """
     if not auth.folder:
         return path
     folder = posixpath.normpath(auth.folder)
@@ -234,11 +242,13 @@ def _check_folder(auth: SftpAuth, path: str) -> str:
     return full
 
 
-def _is_dir(attr: paramiko.SFTPAttributes) -> bool:
+def is_dir(attr: paramiko.SFTPAttributes) -> bool:
+    """Whether the listing entry is a folder."""
     return attr.st_mode is not None and stat.S_ISDIR(attr.st_mode)
 
 
-def _is_file(attr: paramiko.SFTPAttributes) -> bool:
+def is_file(attr: paramiko.SFTPAttributes) -> bool:
+    """Whether the listing entry is a regular file."""
     return attr.st_mode is not None and stat.S_ISREG(attr.st_mode)
 
 
@@ -247,10 +257,10 @@ def _walk(
 ) -> Iterator[tuple[str, paramiko.SFTPAttributes]]:
     for attr in sorted(sftp.listdir_attr(folder), key=lambda a: a.filename):
         full = posixpath.join(folder, attr.filename)
-        if _is_dir(attr):
+        if is_dir(attr):
             if recursive:
                 yield from _walk(sftp, full, recursive)
-        elif _is_file(attr):
+        elif is_file(attr):
             yield full, attr
 
 
@@ -280,9 +290,9 @@ def _matching(
                     found.append((name, attr))
             return found
         attr = sftp.stat(path)
-        if _is_dir(attr):
+        if is_dir(attr):
             return list(_walk(sftp, path, recursive))
-        if _is_file(attr):
+        if is_file(attr):
             return [(path, attr)]
         raise SourceError(f"source path {path!r} is neither a file nor a folder")
     except FileNotFoundError:
@@ -306,7 +316,7 @@ def list_new_files(
     Raises:
         SourceError: the path does not exist, cannot be listed, or a new file is 0 bytes.
     """
-    full = _check_folder(auth, path)
+    full = check_folder(auth, path)
     newest: int | None = None
     fresh: list[RemoteFile] = []
     for name, attr in _matching(sftp, full, recursive):
@@ -329,7 +339,8 @@ def read_file(sftp: paramiko.SFTPClient, remote: RemoteFile) -> bytes:
     try:
         with sftp.open(remote.path, "rb") as fh:
             fh.prefetch(remote.size)
-            return fh.read()
+            data: bytes = fh.read()
+            return data
     except FileNotFoundError:
         raise SourceError(f"file {remote.path} vanished before it was read") from None
     except PermissionError:
@@ -338,51 +349,3 @@ def read_file(sftp: paramiko.SFTPClient, remote: RemoteFile) -> bytes:
         raise SourceError(f"timed out reading {remote.path}") from None
     except (OSError, EOFError, paramiko.SSHException) as exc:
         raise SourceError(f"reading {remote.path} failed: {exc}") from None
-
-
-def explore_sftp(
-    base_connection: Mapping[str, Any], path: str, known_hosts: Path | None
-) -> list[dict[str, Any]]:
-    """The folders and files in `path`, as Flow Service's explore lists them.
-
-    Args:
-        base_connection: the stored SFTP base connection with unmasked `auth.params`.
-        path: the folder to list (`/` or empty for where the session starts); a file path
-            lists that one file.
-        known_hosts: the emulator's known_hosts file.
-
-    Returns:
-        `[{"type": "folder"|"file", "name", "path", "canPreview", "canFetchSchema"}]`,
-        folders first, each group by name; folder paths end with `/`.
-
-    Raises:
-        SourceError: cannot connect, the path does not exist or is outside `folderPath`.
-    """
-    auth = SftpAuth.from_base_connection(base_connection)
-    target = _check_folder(auth, path or ".")
-    with open_sftp(auth, known_hosts) as sftp:
-        try:
-            attr = sftp.stat(target)
-            if not _is_dir(attr):
-                return [_item(target, attr)]
-            entries = sftp.listdir_attr(target)
-        except FileNotFoundError:
-            raise SourceError(f"path {path!r} does not exist on the SFTP server") from None
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise SourceError(f"listing {path!r} on the SFTP server failed: {exc}") from None
-    items = [
-        _item(posixpath.join(target, e.filename), e) for e in entries if _is_dir(e) or _is_file(e)
-    ]
-    return sorted(items, key=lambda i: (i["type"] != "folder", i["name"]))
-
-
-def _item(path: str, attr: paramiko.SFTPAttributes) -> dict[str, Any]:
-    folder = _is_dir(attr)
-    clean = path[2:] if path.startswith("./") else path
-    return {
-        "type": "folder" if folder else "file",
-        "name": posixpath.basename(clean.rstrip("/")) or clean,
-        "path": clean.rstrip("/") + "/" if folder else clean,
-        "canPreview": not folder,
-        "canFetchSchema": not folder,
-    }

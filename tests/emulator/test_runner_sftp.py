@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from emulator.runner import RunInput, RunOutput, SourceError, execute_run, explore_sftp, sftp_source
+from emulator.runner import (
+    RunInput,
+    RunOutput,
+    SourceError,
+    execute_run,
+    explore_sftp,
+    inspect_sftp_file,
+    sftp_source,
+)
 from tests.support.sshd import Sshd, free_port, keygen, start_sshd
 
 pytestmark = pytest.mark.sshd
@@ -341,3 +349,43 @@ def test_encrypted_rsa_key_needs_its_pass_phrase(tmp_path: Path):
         )
     finally:
         server.stop()
+
+
+def test_inspect_a_delimited_file_and_preview_it(rsa_sshd: Sshd, folder: Path):
+    (folder / "stores.csv.gz").write_bytes(gzip.compress(b"code;city\nZRH;Zurich\nORL;Orleans\n"))
+    (folder / "empty-rows.csv").write_text("code,city\n")
+    inspected = inspect_sftp_file(
+        _base(rsa_sshd),
+        str(folder / "stores.csv.gz"),
+        rsa_sshd.known_hosts,
+        column_delimiter=";",
+        compression="gzip",
+        preview=True,
+    )
+    assert inspected == {
+        "format": "flat",
+        "schema": {
+            "columns": [
+                {"name": "code", "type": "string", "xdm": {"type": "string"}},
+                {"name": "city", "type": "string", "xdm": {"type": "string"}},
+            ]
+        },
+        "data": [{"code": "ZRH", "city": "Zurich"}, {"code": "ORL", "city": "Orleans"}],
+    }
+    header_only = inspect_sftp_file(
+        _base(rsa_sshd), str(folder / "empty-rows.csv"), rsa_sshd.known_hosts
+    )
+    assert [c["name"] for c in header_only["schema"]["columns"]] == ["code", "city"]
+    assert "data" not in header_only
+    with pytest.raises(SourceError, match="is not a file"):
+        inspect_sftp_file(_base(rsa_sshd), str(folder), rsa_sshd.known_hosts)
+
+
+def test_inspect_json_lines_gives_a_hierarchical_schema(rsa_sshd: Sshd, folder: Path):
+    (folder / "bills.json").write_text('{"_id": "T1", "commerce": {"order": {"priceTotal": 90}}}\n')
+    inspected = inspect_sftp_file(
+        _base(rsa_sshd), str(folder / "bills.json"), rsa_sshd.known_hosts, file_type="JSON"
+    )
+    assert inspected["format"] == "hierarchical"
+    order = inspected["schema"]["properties"]["commerce"]["properties"]["order"]
+    assert order["properties"]["priceTotal"]["type"] == "integer"
