@@ -74,9 +74,10 @@ class Service:
             if not isinstance(items, list):
                 raise self.http.format_error(response, f"`{items_key}` is not a list")
             yield response, items
-            links = body.get("_links") if isinstance(body.get("_links"), dict) else {}
-            nxt = links.get("next") if isinstance(links.get("next"), dict) else None
-            href = nxt.get("href") if nxt else None
+            raw_links = body.get("_links")
+            links: dict[str, Any] = raw_links if isinstance(raw_links, dict) else {}
+            raw_next = links.get("next")
+            href = raw_next.get("href") if isinstance(raw_next, dict) else None
             if not href or not items or href in seen:
                 return
             seen.add(href)

@@ -8,7 +8,7 @@ by id (not arrays), at most 100 per page (`limit`, `start`). Lookup by name page
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -22,10 +22,18 @@ PAGE_LIMIT = 100
 """Catalog's maximum objects per response."""
 
 
-class Dataset(Model):
-    """A dataset as Catalog stores it (the id is the key it was listed under)."""
+class _Keyed(Model):
+    """An object of an ID-keyed Catalog answer (its key becomes `id`)."""
 
     id: str
+
+
+K = TypeVar("K", bound=_Keyed)
+
+
+class Dataset(_Keyed):
+    """A dataset as Catalog stores it (the id is the key it was listed under)."""
+
     name: str | None = None
     schemaRef: dict[str, Any] | None = None
     tags: dict[str, list[str]] | None = None
@@ -33,10 +41,9 @@ class Dataset(Model):
     lastBatchStatus: str | None = None
 
 
-class Batch(Model):
+class Batch(_Keyed):
     """A batch: status and record counts for reconciliation."""
 
-    id: str
     status: str | None = None
     recordCount: int | None = None
     failedRecordCount: int | None = None
@@ -51,20 +58,18 @@ class Catalog(Service):
 
     base = BASE
 
-    def _keyed(self, response: httpx.Response, model: type[Model]) -> list[Any]:
+    def _keyed(self, response: httpx.Response, model: type[K]) -> list[K]:
         body = self.http.json(response)
         if not isinstance(body, dict):
             raise self.http.format_error(response, "an object keyed by id was expected")
-        out = []
+        out: list[K] = []
         for key, value in body.items():
             if not isinstance(value, dict):
                 raise self.http.format_error(response, f"entry {key!r} is not an object")
             out.append(self._parse(response, model, {**value, "id": key}))
         return out
 
-    def _keyed_pages(
-        self, path: str, params: list[tuple[str, Any]], model: type[Model]
-    ) -> Iterator[Any]:
+    def _keyed_pages(self, path: str, params: list[tuple[str, Any]], model: type[K]) -> Iterator[K]:
         start = 0
         seen: set[str] = set()
         while True:

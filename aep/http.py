@@ -324,19 +324,22 @@ class Http:
     ) -> httpx.Response:
         token = self.auth.token() if (platform and self.auth is not None) else None
         captured = None if body_json is None else self.redactor.json(body_json, learn=True)
-        send = lambda tok: self._send_once(  # noqa: E731
-            method,
-            url,
-            query=query,
-            body=body,
-            body_json=body_json,
-            captured_body=captured,
-            content_type=content_type,
-            headers=headers,
-            token=tok,
-            platform=platform,
-            timeout=timeout,
-        )
+
+        def send(tok: str | None) -> httpx.Response:
+            return self._send_once(
+                method,
+                url,
+                query=query,
+                body=body,
+                body_json=body_json,
+                captured_body=captured,
+                content_type=content_type,
+                headers=headers,
+                token=tok,
+                platform=platform,
+                timeout=timeout,
+            )
+
         try:
             return send(token)
         except errors.AuthenticationError:
@@ -481,7 +484,8 @@ class Http:
         code = title = detail = None
         request_id = response.headers.get("x-request-id")
         if isinstance(body, dict):
-            report = body.get("report") if isinstance(body.get("report"), dict) else {}
+            raw_report = body.get("report")
+            report: dict[str, Any] = raw_report if isinstance(raw_report, dict) else {}
             code = _str(body.get("error_code")) or _str(body.get("type")) or _str(body.get("error"))
             title = _str(body.get("title")) or _str(body.get("message"))
             detail = (
