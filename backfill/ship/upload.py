@@ -4,9 +4,8 @@ The remote file only ever appears under its final name through a rename of a com
 verified temporary file in the same directory:
 
 1. `.<name>.<token>.part` — a dot name ending in `.part`, which AEP's `*.csv`-style patterns
-   never match — is written with pipelined requests of the server's preferred size; every
-   `checkpoint_bytes` the outstanding writes are drained and the confirmed offset is recorded
-   in the journal.
+   never match — is written with pipelined requests of the server's preferred size
+   (pipeline.py); every `checkpoint_bytes` the acknowledged offset is recorded in the journal.
 2. After a dropped connection (or a killed process) the same temporary file is resumed from
    min(its remote size, the confirmed offset), truncated there first.
 3. The remote size is compared; with `verify="sha256"` the file is read back (pipelined
@@ -29,11 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-import paramiko
-
 from backfill.ship.connect import SftpConnection, translate_errors
 from backfill.ship.errors import RemoteRefused, ShipError, VerifyFailed
 from backfill.ship.journal import Journal, JournalEntry, journal_key
+from backfill.ship.pipeline import PipelinedWriter, ShortRead, pipelined_sha256
 from backfill.ship.source import PreparedSource
 
 __all__ = [
@@ -51,8 +49,8 @@ log = logging.getLogger(__name__)
 
 LOCAL_CHUNK = 1 << 20
 """Bytes read from the local file and handed to one pipelined write call."""
-CHECKPOINT_BYTES = 32 << 20
-"""Drain acknowledgements and record the confirmed offset this often."""
+CHECKPOINT_BYTES = 8 << 20
+"""Record the acknowledged offset in the journal this often (costs one small file write)."""
 
 ProgressFn = Callable[[str, int, int], None]
 """Called as `progress(remote_name, position, size)` while a file is written (the position
@@ -76,15 +74,6 @@ class Delivered:
     renamed_by: Literal["posix-rename", "rename", "rename-unique", "already-there"]
 
 
-def _drain(f: paramiko.SFTPFile) -> None:
-    """Wait for every outstanding pipelined write's status; raise the first error."""
-    # paramiko keeps the pending write request ids in `_reqs` and only drains them when >100
-    # are pending; there is no public call that waits for them without closing the file.
-    reqs = f._reqs  # type: ignore[attr-defined]
-    while reqs:
-        f.sftp._read_response(reqs.popleft())
-
-
 def _stat_size(conn: SftpConnection, path: str) -> int | None:
     try:
         return int(conn.sftp.stat(path).st_size or 0)
@@ -97,9 +86,13 @@ def _stat_size(conn: SftpConnection, path: str) -> int | None:
 
 
 def _remote_sha256(conn: SftpConnection, path: str, size: int) -> str:
+    with conn.sftp.open(path, "rb") as f:
+        try:
+            return pipelined_sha256(conn.sftp, f.handle, size, request_size=conn.request_size)
+        except ShortRead:
+            pass  # a server capping reads below its stated limit: paramiko's reader copes
     h = hashlib.sha256()
     with conn.sftp.open(path, "rb") as f:
-        f.MAX_REQUEST_SIZE = conn.request_size  # type: ignore[misc]
         f.prefetch(size, max_concurrent_requests=64)
         got = 0
         while got < size:
@@ -195,28 +188,25 @@ def deliver_once(
             else:
                 f = conn.sftp.open(entry.temp_path, "wb")
             try:
-                f.MAX_REQUEST_SIZE = conn.request_size  # type: ignore[misc]
-                f.set_pipelined(True)
-                pos = offset
-                since = 0
+                w = PipelinedWriter(
+                    conn.sftp, f.handle, offset=offset, request_size=conn.request_size
+                )
                 if progress:
-                    progress(src.remote_name, pos, src.size)
+                    progress(src.remote_name, offset, src.size)
                 while True:
                     data = local.read(LOCAL_CHUNK)
                     if not data:
                         break
                     h.update(data)
-                    f.write(data)
-                    pos += len(data)
-                    since += len(data)
+                    w.write(data)
                     if progress:
-                        progress(src.remote_name, pos, src.size)
-                    if since >= checkpoint_bytes:
-                        _drain(f)
-                        entry.confirmed = pos
+                        progress(src.remote_name, w.offset, src.size)
+                    if w.confirmed - entry.confirmed >= checkpoint_bytes:
+                        # the acknowledged prefix, recorded without stalling the pipe
+                        entry.confirmed = w.confirmed
                         journal.put(key, entry)
-                        since = 0
-                _drain(f)
+                w.drain()
+                pos = w.offset
             finally:
                 with contextlib.suppress(Exception):
                     f.close()
