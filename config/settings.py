@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.keys import KeyProblem, check_rsa_pem
@@ -74,6 +74,29 @@ class PlatformSettings(_Section):
     """Attempts per request for retryable failures (connect errors, 429, 500, 502-504)."""
     deadline_s: float = Field(default=120.0, gt=0)
     """Total time one call may spend across its retries, in seconds."""
+
+    @field_validator("gateway_url", "ims_url", "inlet_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or len(value.split("://", 1)[1]) == 0:
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("org_id")
+    @classmethod
+    def _org_id(cls, value: str) -> str:
+        if value and not value.endswith("@AdobeOrg"):
+            raise ValueError(
+                "an IMS org id ends with '@AdobeOrg' (Developer Console: Organization ID)"
+            )
+        return value
+
+    @field_validator("sandbox")
+    @classmethod
+    def _sandbox(cls, value: str) -> str:
+        if not value or value != value.lower() or not value.replace("-", "").isalnum():
+            raise ValueError("sandbox names are lower case letters, digits and '-' (e.g. 'prod')")
+        return value
 
 
 class SftpSettings(_Section):

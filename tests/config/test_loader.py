@@ -249,3 +249,21 @@ def test_password_or_key_not_both(
     settings = _load_with_key(tmp_path, monkeypatch)
     assert settings.aep_pull.password.get_secret_value() == "pw-here"  # type: ignore[attr-defined]
     assert os.environ["AEP_BRIDGE_AEP_PULL__PASSWORD"] == "pw-here"
+
+
+def test_platform_identifiers_are_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [platform]
+        org_id = "0A7D42FC5DB9D3360A495FD3"
+        sandbox = "Prod"
+        gateway_url = "platform.adobe.io"
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    text = str(info.value)
+    assert "platform.org_id: Value error, an IMS org id ends with '@AdobeOrg'" in text
+    assert "platform.sandbox: Value error, sandbox names are lower case" in text
+    assert "platform.gateway_url: Value error, must be an http:// or https:// URL" in text
