@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import os
 import socket
 import threading
@@ -389,3 +390,23 @@ def test_inspect_json_lines_gives_a_hierarchical_schema(rsa_sshd: Sshd, folder: 
     assert inspected["format"] == "hierarchical"
     order = inspected["schema"]["properties"]["commerce"]["properties"]["order"]
     assert order["properties"]["priceTotal"]["type"] == "integer"
+
+
+def test_capillary_history_as_json_lines_maps_with_the_seed_table(rsa_sshd: Sshd, folder: Path):
+    """Seed 003's migration: Capillary history over SFTP, one JSON object per line."""
+    from tests.emulator.test_runner_mapping import (
+        CAPILLARY_MAPPING_SET,
+        CAPILLARY_PROFILE,
+        CAPILLARY_TRANSACTION,
+    )
+
+    lines = [CAPILLARY_TRANSACTION, CAPILLARY_PROFILE]
+    (folder / "capillary.json").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = _run(
+        rsa_sshd, str(folder / "capillary.json"), fmt="json", mapping_set=CAPILLARY_MAPPING_SET
+    )
+    assert (out.failure, out.input_count, out.errors) == (None, 2, [])
+    assert out.records[0]["productListItems"] == [{"SKU": "sku_01"}, {"SKU": "sku_02"}]
+    assert out.records[0]["commerce"] == {"order": {"priceTotal": 90}}
+    assert out.records[1]["identityMap"] == {"email": [{"id": "john.doe@capillarytech.com"}]}
+    assert (out.records[1]["loyaltyPoints"], out.records[1]["loyaltyTier"]) == (1250, "gold")
