@@ -211,3 +211,26 @@ def test_keys_are_private_and_server_is_loopback_only(tmp_path: Path) -> None:
     with embedded_server(tmp_path / "st"):
         pass
     assert creds.host_key.read_bytes() == before
+
+
+def test_verification_copes_with_a_server_returning_short_reads(
+    embedded: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backfill.sftpd import fs
+
+    real_read = fs._Handle.read
+    calls: list[int] = []
+
+    def capped(self: fs._Handle, offset: int, length: int) -> bytes | int:
+        calls.append(length)
+        return real_read(self, offset, min(length, 10_000))
+
+    monkeypatch.setattr(fs._Handle, "read", capped)
+    src = tmp_path / "short.csv"
+    src.write_bytes(os.urandom(700_000))
+    result = ship(
+        [src], embedded.spec, state_dir=embedded.state, options=ShipOptions(remote_dir="/")
+    )
+    assert result.ok, result.asdict()
+    assert calls and max(calls) > 10_000  # the server really did answer short
+    assert (embedded.root / "short.csv").read_bytes() == src.read_bytes()
