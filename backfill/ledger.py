@@ -208,16 +208,27 @@ class Ledger:
         assert entry is not None
         return entry
 
-    def fail(self, sha256: str, step: Step, reason: str, *, input_path: str, kind: str) -> None:
+    def fail(
+        self,
+        sha256: str,
+        step: Step,
+        reason: str,
+        *,
+        input_path: str,
+        kind: str,
+        counts: dict[str, int] | None = None,
+    ) -> None:
         """Record that a file failed at `step`, with the reason; a re-run retries that step."""
         now = int(time.time() * 1000)
         with self._tx() as db:
+            row = db.execute("SELECT counts FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+            merged = {**(json.loads(row[0]) if row else {}), **(counts or {})}
             db.execute(
-                "INSERT INTO files(sha256, input_path, kind, step, failed_step, reason, updated_ms) "
-                "VALUES (?, ?, ?, 'failed', ?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET "
-                "step='failed', failed_step=excluded.failed_step, reason=excluded.reason, "
-                "updated_ms=excluded.updated_ms",
-                (sha256, input_path, kind, step.value, reason, now),
+                "INSERT INTO files(sha256, input_path, kind, step, failed_step, reason, counts, "
+                "updated_ms) VALUES (?, ?, ?, 'failed', ?, ?, ?, ?) ON CONFLICT(sha256) DO UPDATE "
+                "SET step='failed', failed_step=excluded.failed_step, reason=excluded.reason, "
+                "counts=excluded.counts, updated_ms=excluded.updated_ms",
+                (sha256, input_path, kind, step.value, reason, json.dumps(merged), now),
             )
             db.execute(
                 "INSERT INTO events(sha256, step, at_ms, note) VALUES (?, 'failed', ?, ?)",

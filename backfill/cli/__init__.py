@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backfill.cli import ship_cmd, validate_cmd  # noqa: F401  (registers the sub-commands)
+from backfill.cli import run_cmd, ship_cmd, validate_cmd  # noqa: F401  (registers the sub-commands)
 from backfill.cli._app import app
 
 __all__ = ["app", "main"]

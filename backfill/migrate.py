@@ -1,0 +1,498 @@
+"""The migration, end to end: validate -> ship -> ingest -> reconcile, resumable by the ledger.
+
+`migrate` first finishes what an earlier run left (files shipped but not ingested, runs not
+reconciled), then takes new files through every step. A file is known by the sha256 of its
+content, so re-running over the same exports ships and ingests nothing twice.
+
+In the embedded default (`sftp.port = 0`, `platform.mode = "embedded"`) it starts the embedded
+SFTP server and the emulator in the state directory; the emulator pulls from that server with
+its own RSA key, as AEP pulls from a landing zone with the credential of its SFTP base connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aep.client import PlatformClient
+from aep.flows import Run
+from aep.platform import open_platform
+from backfill.contracts.loader import load_contracts
+from backfill.contracts.model import Contract
+from backfill.ingest import (
+    Dataflow,
+    IngestError,
+    PullSource,
+    ensure_dataflow,
+    run_dataflow,
+    wait_for_run,
+)
+from backfill.ledger import Ledger, LedgerEntry, Step
+from backfill.reconcile import RunReconciliation, reconcile_run
+from backfill.sftpd import embedded_server, ensure_embedded_credentials, is_embedded
+from backfill.ship import ConnectSpec, FileMeta, ShipOptions, expand_inputs, ship
+from backfill.targets import SHIPPED_MAPPINGS, target_for
+from backfill.validate import ValidateOptions, validate_files
+from backfill.validate.result import FileResult as ValidatedFile
+from config.dev_credentials import ensure_dev_pull_key
+from config.keys import pem_text
+from config.settings import Settings
+
+__all__ = ["SAMPLES_DIR", "FileOutcome", "MigrateResult", "migrate"]
+
+logger = logging.getLogger("backfill.migrate")
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "config" / "samples"
+"""The bundled sample exports, migrated when no `backfill.input_dir` is configured."""
+
+Notify = Callable[[str], None]
+
+
+@dataclass
+class FileOutcome:
+    """Where one input file stands after this run."""
+
+    path: str
+    sha256: str
+    kind: str
+    step: Step
+    counts: dict[str, int] = field(default_factory=dict)
+    reason: str | None = None
+    skipped: bool = False
+    """True when the ledger said an earlier run had already taken it this far."""
+
+
+@dataclass
+class MigrateResult:
+    """What a migration run did and whether every count adds up."""
+
+    files: list[FileOutcome] = field(default_factory=list)
+    dataflows: dict[str, Dataflow] = field(default_factory=dict)
+    reconciliations: list[RunReconciliation] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What went wrong earlier and was put right in this run (e.g. a failed run retried)."""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every file reconciled: validated, shipped, ingested and its counts add up."""
+        return (
+            not self.problems
+            and all(r.ok for r in self.reconciliations)
+            and all(f.step is Step.RECONCILED for f in self.files)
+        )
+
+    def asdict(self) -> dict[str, Any]:
+        """JSON-ready form (what `aep-migrate run --json` prints)."""
+        return {
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "files": [
+                {
+                    "path": f.path,
+                    "sha256": f.sha256,
+                    "kind": f.kind,
+                    "step": f.step.value,
+                    "counts": f.counts,
+                    "reason": f.reason,
+                    "skipped": f.skipped,
+                }
+                for f in self.files
+            ],
+            "dataflows": {k: d.asdict() for k, d in self.dataflows.items()},
+            "reconciliations": [r.asdict() for r in self.reconciliations],
+            "problems": self.problems,
+            "notes": self.notes,
+        }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _csv_inputs(paths: Sequence[Path]) -> list[Path]:
+    return [p for p in expand_inputs(paths) if p.name.lower().endswith(".csv")]
+
+
+def _validated_counts(r: ValidatedFile) -> dict[str, int]:
+    return {
+        "rows_read": r.rows_read,
+        "valid": r.rows_valid,
+        "rejected": r.rows_rejected,
+        "excluded": r.rows_excluded,
+    }
+
+
+@dataclass
+class _Landing:
+    """Where files are shipped to, and how AEP pulls them from there."""
+
+    spec: ConnectSpec
+    pull: PullSource
+    known_hosts_for_platform: Path | None
+
+
+def _pull_from_settings(settings: Settings, spec: ConnectSpec) -> PullSource:
+    p = settings.aep_pull
+    s = settings.sftp
+    key = p.private_key.get_secret_value() if p.private_key else None
+    return PullSource(
+        host=p.host or s.host,
+        port=p.port or s.port,
+        username=p.username or s.user,
+        folder_path=p.folder_path or s.remote_root,
+        password=p.password.get_secret_value() if p.password else None,
+        private_key_pem=pem_text(key) if key else None,
+        passphrase=p.passphrase.get_secret_value() if p.passphrase else None,
+    )
+
+
+@contextmanager
+def _landing(settings: Settings) -> Iterator[_Landing]:
+    if not is_embedded(settings.sftp):
+        spec = ConnectSpec.from_settings(settings.sftp)
+        yield _Landing(spec, _pull_from_settings(settings, spec), settings.sftp.known_hosts)
+        return
+    state = Path(settings.state_dir)
+    pull_key = ensure_dev_pull_key(state)
+    # AEP (here the emulator) logs in with its own RSA key, as a real landing zone would let it:
+    # authorise that key before the server starts.
+    authorized = ensure_embedded_credentials(state).authorized_keys
+    if pull_key.public_key.split()[1] not in authorized.read_text():
+        with authorized.open("a") as out:
+            out.write(pull_key.public_key.strip() + "\n")
+    with embedded_server(state, settings.sftp) as (_server, spec):
+        pull = PullSource(
+            host=spec.host,
+            port=spec.port,
+            username=spec.user,
+            folder_path=settings.sftp.remote_root,
+            private_key_pem=pull_key.private_key_path.read_text(),
+        )
+        yield _Landing(spec, pull, spec.known_hosts)
+
+
+def migrate(
+    settings: Settings,
+    *,
+    inputs: Sequence[Path] | None = None,
+    emulator_options: dict[str, Any] | None = None,
+    notify: Notify | None = None,
+) -> MigrateResult:
+    """Run the migration over `inputs` (default: `backfill.input_dir`, else the bundled samples).
+
+    Args:
+        emulator_options: extra options of the embedded emulator (tests: clock scale, delays).
+        notify: called with one line per stage, for the command's progress output.
+
+    Returns:
+        Per file its step and counts, the dataflows, one reconciliation per run, problems.
+    """
+    started = time.monotonic()
+    say = notify or (lambda _msg: None)
+    result = MigrateResult()
+    roots = list(inputs) if inputs else [settings.backfill.input_dir or SAMPLES_DIR]
+    missing = [str(p) for p in roots if not Path(p).exists()]
+    if missing:
+        result.problems.append(f"no such file or directory: {', '.join(missing)}")
+        return result
+    paths = _csv_inputs([Path(p) for p in roots])
+    if not paths:
+        result.problems.append(f"no CSV files in {', '.join(str(p) for p in roots)}")
+        return result
+    contracts = load_contracts(settings.backfill.contracts_dir)
+    state = Path(settings.state_dir)
+    with Ledger.in_state_dir(state) as ledger:
+        by_path = _validate(settings, contracts, paths, ledger, result, say)
+        with ExitStack() as stack:
+            landing = stack.enter_context(_landing(settings))
+            _ship(settings, ledger, by_path, landing, result, say)
+            options = {"known_hosts": landing.known_hosts_for_platform}
+            options.update(emulator_options or {})
+            platform = stack.enter_context(open_platform(settings, emulator_options=options))
+            _ingest(settings, contracts, ledger, platform.client, landing, result, say)
+        for f in result.files:
+            entry = ledger.get(f.sha256)
+            if entry is not None:
+                f.step, f.counts, f.reason = entry.step, entry.counts, entry.reason
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _validate(
+    settings: Settings,
+    contracts: dict[str, Contract],
+    paths: list[Path],
+    ledger: Ledger,
+    result: MigrateResult,
+    say: Notify,
+) -> dict[str, LedgerEntry]:
+    """Validate the files the ledger has not validated; returns ledger entries by sha256."""
+    todo: list[Path] = []
+    hashes: dict[Path, str] = {}
+    entries: dict[str, LedgerEntry] = {}
+    for path in paths:
+        sha = _sha256(path)
+        hashes[path] = sha
+        entry = ledger.get(sha)
+        valid = Path(entry.details.get("valid_path", "")) if entry else None
+        if (
+            entry is not None
+            and entry.reached(Step.VALIDATED)
+            and valid is not None
+            and valid.is_file()
+        ):
+            entries[sha] = entry
+            result.files.append(
+                FileOutcome(str(path), sha, entry.kind, entry.step, entry.counts, skipped=True)
+            )
+        else:
+            todo.append(path)
+    if todo:
+        b = settings.backfill
+        out_dir = b.out_dir or Path(settings.state_dir) / "validated"
+        say(f"validating {len(todo)} file(s) into {out_dir}")
+        run = validate_files(
+            todo,
+            contracts,
+            ValidateOptions(
+                out_dir=out_dir,
+                encoding=b.encoding,
+                account_timezone=b.account_timezone,
+                max_reject_rate=b.max_reject_rate,
+                cutover=datetime.fromisoformat(b.cutover) if b.cutover else None,
+            ),
+        )
+        for r in run.files:
+            sha = hashes[r.path]
+            kind = r.kind or "unknown"
+            if r.ok and r.valid_path is not None:
+                entry = ledger.record(
+                    sha,
+                    Step.VALIDATED,
+                    input_path=str(r.path),
+                    kind=kind,
+                    counts=_validated_counts(r),
+                    details={
+                        "valid_path": str(r.valid_path),
+                        "rejects_path": str(r.rejects_path) if r.rejects_path else None,
+                        "report_path": str(r.report_path) if r.report_path else None,
+                    },
+                )
+                entries[sha] = entry
+                result.files.append(FileOutcome(str(r.path), sha, kind, entry.step, entry.counts))
+            else:
+                reason = r.message or f"{r.path}: validation {r.status}"
+                ledger.fail(
+                    sha,
+                    Step.VALIDATED,
+                    reason,
+                    input_path=str(r.path),
+                    kind=kind,
+                    counts=_validated_counts(r),
+                )
+                result.problems.append(reason if str(r.path) in reason else f"{r.path}: {reason}")
+                result.files.append(
+                    FileOutcome(str(r.path), sha, kind, Step.FAILED, _validated_counts(r), reason)
+                )
+    return entries
+
+
+def _ship(
+    settings: Settings,
+    ledger: Ledger,
+    entries: dict[str, LedgerEntry],
+    landing: _Landing,
+    result: MigrateResult,
+    say: Notify,
+) -> None:
+    """Ship every validated file not shipped yet, into `<remote_root>/<kind>/`."""
+    s = settings.sftp
+    by_kind: dict[str, list[LedgerEntry]] = defaultdict(list)
+    for entry in entries.values():
+        if not entry.reached(Step.SHIPPED):
+            by_kind[entry.kind].append(entry)
+    for kind, todo in sorted(by_kind.items()):
+        remote_dir = f"{s.remote_root.rstrip('/')}/{kind}"
+        local = [Path(e.details["valid_path"]) for e in todo]
+        say(f"shipping {len(local)} {kind} file(s) to {remote_dir}")
+        shipped = ship(
+            local,
+            landing.spec,
+            state_dir=Path(settings.state_dir),
+            options=ShipOptions(
+                remote_dir=remote_dir,
+                connections=s.connections,
+                verify=s.verify,
+                gzip=s.gzip,
+                max_attempts=s.max_attempts,
+            ),
+            meta={
+                Path(e.details["valid_path"]): FileMeta(rows=e.counts.get("valid"), contract=kind)
+                for e in todo
+            },
+        )
+        for entry, f in zip(todo, shipped.files, strict=True):
+            if f.status == "failed":
+                reason = f.error or "upload failed"
+                ledger.fail(
+                    entry.sha256, Step.SHIPPED, reason, input_path=entry.input_path, kind=kind
+                )
+                result.problems.append(f"{entry.input_path}: {reason}")
+                continue
+            entries[entry.sha256] = ledger.record(
+                entry.sha256,
+                Step.SHIPPED,
+                input_path=entry.input_path,
+                kind=kind,
+                counts={"shipped": entry.counts.get("valid", 0)},
+                details={
+                    "remote_path": f.remote_path,
+                    "remote_dir": remote_dir,
+                    "compression": f.compression,
+                    "shipped_sha256": f.sha256,
+                    "manifest": shipped.manifest_path,
+                },
+            )
+
+
+def _ingest(
+    settings: Settings,
+    contracts: dict[str, Contract],
+    ledger: Ledger,
+    client: PlatformClient,
+    landing: _Landing,
+    result: MigrateResult,
+    say: Notify,
+) -> None:
+    """Run each kind's SFTP dataflow over its shipped files and reconcile the run.
+
+    Files whose run was recorded but not reconciled (a crash, or a run still going) are settled
+    first from that run; files whose run failed, or that were never ingested, get a new run.
+    """
+    prefix = settings.flows.prefix
+    todo: dict[str, list[LedgerEntry]] = defaultdict(list)
+    open_runs: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
+    known_runs: dict[str, set[str]] = defaultdict(set)
+    recorded_mapping: dict[str, str] = {}
+    for e in ledger.entries():
+        if "run_id" in e.details:
+            known_runs[e.kind].add(str(e.details["run_id"]))
+        if "mapping_set_id" in e.details:
+            recorded_mapping[e.kind] = str(e.details["mapping_set_id"])
+        if e.step is Step.SHIPPED or (e.step is Step.FAILED and e.failed_step is Step.INGESTED):
+            todo[e.kind].append(e)
+        elif e.step is Step.INGESTED:
+            open_runs[(e.kind, str(e.details["run_id"]))].append(e)
+    timeout_s, poll_s = settings.smoke.timeout_s, min(settings.smoke.poll_s, 1.0)
+    for (kind, run_id), entries in sorted(open_runs.items()):
+        say(f"settling run {run_id} of {kind} recorded by an earlier run")
+        run = wait_for_run(client, run_id, timeout_s=timeout_s, poll_s=poll_s)
+        if not _settle(
+            client, ledger, kind, str(entries[0].details["flow_id"]), run, entries, result
+        ):
+            todo[kind].extend(entries)
+    mappings_dirs = (SHIPPED_MAPPINGS,)
+    if settings.backfill.contracts_dir is not None:
+        mappings_dirs += (settings.backfill.contracts_dir.parent / "mappings",)
+    for kind, entries in sorted(todo.items()):
+        contract = contracts.get(kind)
+        if contract is None:
+            result.problems.append(f"{kind}: no contract, cannot ingest {len(entries)} file(s)")
+            continue
+        remote_root = landing.pull.folder_path if not is_embedded(settings.sftp) else None
+        folder = f"{(remote_root or settings.sftp.remote_root).rstrip('/')}/{kind}"
+        compressions = {str(e.details.get("compression") or "none") for e in entries}
+        try:
+            flow = ensure_dataflow(
+                client,
+                prefix=prefix,
+                target=target_for(contract, mappings_dirs=mappings_dirs),
+                pull=landing.pull,
+                folder=folder,
+                compression="gzip" if compressions == {"gzip"} else None,
+                recorded_mapping_id=recorded_mapping.get(kind),
+            )
+            result.dataflows[kind] = flow
+            say(f"running dataflow {flow.flow_id} for {kind} ({len(entries)} file(s))")
+            run = run_dataflow(
+                client, flow, known_run_ids=known_runs[kind], timeout_s=timeout_s, poll_s=poll_s
+            )
+        except IngestError as exc:
+            for e in entries:
+                ledger.fail(e.sha256, Step.INGESTED, str(exc), input_path=e.input_path, kind=kind)
+            result.problems.append(str(exc))
+            continue
+        _settle(client, ledger, kind, flow.flow_id, run, entries, result, retry=False)
+
+
+def _settle(
+    client: PlatformClient,
+    ledger: Ledger,
+    kind: str,
+    flow_id: str,
+    run: Run,
+    entries: list[LedgerEntry],
+    result: MigrateResult,
+    *,
+    retry: bool,
+) -> bool:
+    """Record a finished run over `entries` and reconcile it.
+
+    A failed run is a problem, or only a note when `retry` says the files get another run now.
+
+    Returns:
+        False when the run failed (nothing was written, the files need another run); True when
+        it succeeded, whether or not its counts add up (a mismatch is reported, never re-ingested:
+        that would write the records twice).
+    """
+    batches = [client.catalog.get_batch(b) for b in run.batch_ids]
+    shipped_rows = sum(e.counts.get("shipped", 0) for e in entries)
+    rec = reconcile_run(kind, flow_id, run, batches, rows_shipped=shipped_rows)
+    if (run.status or "").lower() != "success":
+        reason = "; ".join(rec.problems)
+        for e in entries:
+            ledger.fail(e.sha256, Step.INGESTED, reason, input_path=e.input_path, kind=kind)
+        if retry:
+            result.notes.append(f"{kind}: {reason} (its files get a new run)")
+        else:
+            result.reconciliations.append(rec)
+            result.problems.extend(f"{kind}: {p}" for p in rec.problems)
+        return False
+    result.reconciliations.append(rec)
+    # AEP counts per run, not per file: the run's counts go with every file it read.
+    details = {
+        "run_id": run.id,
+        "flow_id": flow_id,
+        "run_rows_shipped": shipped_rows,
+        "run_output": rec.output,
+        "run_failed": rec.failed,
+    }
+    for e in entries:
+        ledger.record(e.sha256, Step.INGESTED, input_path=e.input_path, kind=kind, details=details)
+        if rec.ok:
+            ledger.record(e.sha256, Step.RECONCILED, input_path=e.input_path, kind=kind)
+        else:
+            ledger.fail(
+                e.sha256,
+                Step.RECONCILED,
+                "; ".join(rec.problems),
+                input_path=e.input_path,
+                kind=kind,
+            )
+    if not rec.ok:
+        result.problems.extend(f"{kind}: {p}" for p in rec.problems)
+    return True

@@ -1,0 +1,142 @@
+"""`aep-migrate run` end to end on the embedded default: emulator + embedded SFTP + real CSVs.
+
+The emulator pulls the shipped files from the embedded SFTP server with its own RSA key, runs
+the SFTP dataflow, and the counts are reconciled against what was validated and shipped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backfill.ledger import Ledger, Step
+from backfill.migrate import migrate
+from config.loader import load_settings
+from config.settings import Settings
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "csv"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("AEP_BRIDGE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("AEP_BRIDGE_SMOKE__TIMEOUT_S", "60")
+    return load_settings()
+
+
+def _inputs(tmp_path: Path, *names: str) -> Path:
+    folder = tmp_path / "exports"
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        shutil.copy(FIXTURES / name, folder / Path(name).name)
+    return folder
+
+
+def _runs(settings: Settings) -> list[dict]:
+    db = sqlite3.connect(Path(settings.state_dir) / "emulator" / "emulator.sqlite3")
+    try:
+        return [
+            json.loads(b) for (b,) in db.execute("SELECT body FROM resources WHERE kind='runs'")
+        ]
+    finally:
+        db.close()
+
+
+def test_migration_reconciles_and_a_rerun_does_nothing_twice(settings: Settings, tmp_path: Path):
+    folder = _inputs(
+        tmp_path,
+        "stripe_payments/all_columns_clean.csv",
+        "capillary_customers/customers_clean.csv",
+    )
+    first = migrate(settings, inputs=[folder])
+    assert first.ok, first.problems
+    assert {f.kind for f in first.files} == {"stripe_payments", "capillary_customers"}
+    for f in first.files:
+        c = f.counts
+        assert f.step is Step.RECONCILED
+        assert c["rows_read"] == c["valid"] + c["rejected"] + c["excluded"]
+        assert c["shipped"] == c["valid"] > 0
+    by_kind = {r.kind: r for r in first.reconciliations}
+    for f in first.files:
+        rec = by_kind[f.kind]
+        assert rec.input == f.counts["shipped"] == rec.output + rec.failed
+        assert sum(b["recordCount"] for b in rec.batches) == rec.output
+    # the landing zone holds the valid files under their kind's folder
+    landed = Path(settings.state_dir) / "sftp" / "landing"
+    assert sorted(p.parent.name for p in landed.glob("*/*.csv")) == [
+        "capillary_customers",
+        "stripe_payments",
+    ]
+    runs_before = len(_runs(settings))
+
+    again = migrate(settings, inputs=[folder])
+    assert again.ok
+    assert all(f.skipped for f in again.files)
+    assert again.reconciliations == []
+    assert len(_runs(settings)) == runs_before  # nothing ingested twice
+
+
+def test_new_file_of_a_known_kind_gets_an_ad_hoc_run_after_the_landing_zone_moved(
+    settings: Settings, tmp_path: Path
+):
+    folder = _inputs(tmp_path, "stripe_payments/all_columns_clean.csv")
+    assert migrate(settings, inputs=[folder]).ok
+    # a second export with other ids; the embedded SFTP server comes back on another port,
+    # so the base connection's auth params must be brought up to date before the run
+    text = (FIXTURES / "stripe_payments/all_columns_clean.csv").read_text()
+    (folder / "later.csv").write_text(text.replace("ch_", "ch_9").replace("pi_", "pi_9"))
+    second = migrate(settings, inputs=[folder])
+    assert second.ok, second.problems
+    assert [r.rows_shipped for r in second.reconciliations] == [
+        next(f.counts["shipped"] for f in second.files if f.path.endswith("later.csv"))
+    ]
+    assert "base connection (auth updated)" in second.dataflows["stripe_payments"].created
+    with Ledger.in_state_dir(Path(settings.state_dir)) as ledger:
+        assert {e.step for e in ledger.entries()} == {Step.RECONCILED}
+
+
+def test_a_file_above_the_reject_rate_is_never_shipped(settings: Settings, tmp_path: Path):
+    folder = _inputs(
+        tmp_path,
+        "stripe_payments/all_columns_clean.csv",
+        "stripe_payments/default_defects.csv",
+    )
+    result = migrate(settings, inputs=[folder])
+    assert not result.ok
+    bad = next(f for f in result.files if f.path.endswith("default_defects.csv"))
+    assert bad.step is Step.FAILED and "default_defects.csv" in (bad.reason or "")
+    assert (
+        bad.counts["rows_read"]
+        == bad.counts["valid"] + bad.counts["rejected"] + bad.counts["excluded"]
+    )
+    assert any("default_defects.csv" in p for p in result.problems)
+    landed = Path(settings.state_dir) / "sftp" / "landing" / "stripe_payments"
+    assert [p.name for p in landed.glob("*.csv")] == ["all_columns_clean.valid.csv"]
+    good = next(f for f in result.files if f.path.endswith("all_columns_clean.csv"))
+    assert good.step is Step.RECONCILED
+
+
+def test_the_command_prints_the_summary_and_exits_by_outcome(tmp_path: Path):
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    env = {
+        "AEP_BRIDGE_STATE_DIR": str(tmp_path / "state"),
+        "PATH": "/usr/bin:/bin",
+        "COLUMNS": "200",
+    }
+    cmd = [sys.executable, "-m", "backfill.cli", "run", str(folder)]
+    ok = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "every count adds up" in ok.stdout
+    assert "customers_clean.csv" in ok.stdout
+    missing = subprocess.run(
+        [*cmd[:-1], str(tmp_path / "nope")], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert missing.returncode == 1
+    assert "no such file or directory" in missing.stderr
+    assert "Traceback" not in missing.stderr + missing.stdout
