@@ -107,21 +107,31 @@ class ShipResult:
         }
 
 
+_NOT_DATA = (".report.json", ".part", ".tmp")
+
+
 def expand_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Files named directly, plus the regular, non-hidden files directly inside directories
-    (skipping `*.report.json` sidecars and temporary `*.part` / `*.tmp` files), sorted."""
+    """Files named directly, plus the data files directly inside directories, in order.
+
+    In a directory holding the validator's output (any `*.valid.csv`), only the
+    `*.valid.csv` files are data (rejects, warnings and excluded rows stay home); elsewhere
+    every regular, non-hidden file except reports (`*.report.json`) and temporary files.
+    """
     out: list[Path] = []
     for p in paths:
-        if p.is_dir():
-            for child in sorted(p.iterdir()):
-                n = child.name
-                if not child.is_file() or n.startswith("."):
-                    continue
-                if n.endswith((".report.json", ".part", ".tmp")):
-                    continue
-                out.append(child)
-        else:
+        if not p.is_dir():
             out.append(p)
+            continue
+        children = sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith("."))
+        valid = [c for c in children if c.name.endswith(".valid.csv")]
+        if valid:
+            out.extend(valid)
+        else:
+            out.extend(
+                c
+                for c in children
+                if not c.name.endswith(_NOT_DATA) and c.name != "validate-report.json"
+            )
     return out
 
 

@@ -3,7 +3,8 @@
 `prepare_source` refuses what AEP cannot ingest (missing, not a regular file, 0 bytes),
 gzips into a staging file when asked (deterministic: mtime 0, so a resumed upload of the same
 source re-creates identical bytes), and picks up the validator's row count and contract from a
-sidecar `<file>.report.json` when present.
+validation report beside it when present (`<stem>.report.json` next to the validator's
+`<stem>.valid.csv`, or `<file>.report.json`), refusing files the report marks failed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Literal
 
 from backfill.ship.errors import SourceRefused
 
-__all__ = ["FileMeta", "PreparedSource", "prepare_source", "read_sidecar"]
+__all__ = ["FileMeta", "PreparedSource", "prepare_source", "read_sidecar", "sidecar_path"]
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,26 @@ class PreparedSource:
     meta: FileMeta
 
 
-def read_sidecar(path: Path) -> FileMeta:
-    """Row count and contract from `<path>.report.json` (written by validation), if present.
+def sidecar_path(path: Path) -> Path | None:
+    """The validation report beside `path`: `<stem>.report.json` for the validator's
+    `<stem>.valid.csv`, else `<name>.report.json`; None when neither exists."""
+    candidates = [path.with_name(path.name + ".report.json")]
+    if path.name.endswith(".valid.csv"):
+        candidates.insert(0, path.with_name(path.name.removesuffix(".valid.csv") + ".report.json"))
+    return next((c for c in candidates if c.is_file()), None)
 
-    Accepts `rows`, `valid_rows`, `rows_valid` or `{"counts": {"valid": n}}` for the row count and
-    `contract` or `kind` for the contract; anything else leaves the field unknown.
+
+def read_sidecar(path: Path) -> FileMeta:
+    """Row count and contract from the validation report beside `path`, if present.
+
+    Reads the validator's `rows_valid` and `kind` (also `rows`/`valid_rows` and `contract`);
+    anything else leaves the field unknown.
+
+    Raises:
+        SourceRefused: the report says validation failed this file (never shipped).
     """
-    sidecar = path.with_name(path.name + ".report.json")
-    if not sidecar.is_file():
+    sidecar = sidecar_path(path)
+    if sidecar is None:
         return FileMeta()
     try:
         raw = json.loads(sidecar.read_text())
@@ -66,14 +79,16 @@ def read_sidecar(path: Path) -> FileMeta:
         return FileMeta()
     if not isinstance(raw, dict):
         return FileMeta()
+    if raw.get("status") not in (None, "validated"):
+        raise SourceRefused(
+            f"{path}: {sidecar.name} says validation status is {raw.get('status')!r}; "
+            "only validated files are shipped"
+        )
     rows = None
-    for key in ("rows", "valid_rows", "rows_valid"):
-        if isinstance(raw.get(key), int):
+    for key in ("rows_valid", "rows", "valid_rows"):
+        if isinstance(raw.get(key), int) and not isinstance(raw.get(key), bool):
             rows = raw[key]
             break
-    counts = raw.get("counts")
-    if rows is None and isinstance(counts, dict) and isinstance(counts.get("valid"), int):
-        rows = counts["valid"]
     contract = raw.get("contract") or raw.get("kind")
     return FileMeta(rows=rows, contract=contract if isinstance(contract, str) else None)
 
