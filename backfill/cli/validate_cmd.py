@@ -164,6 +164,11 @@ def validate(
     if as_json:
         sys.stdout.write(json.dumps(run.asdict(), indent=2, default=str) + "\n")
     else:
-        _render(Console(), run)
+        console = Console()
+        if not console.is_terminal:
+            console = Console(
+                width=140
+            )  # piped/captured output: keep the table on one line per file
+        _render(console, run)
     if not run.ok:
         raise typer.Exit(1)
