@@ -122,7 +122,7 @@ def parse_file(data: bytes, file: str, opts: FormatOptions) -> ParsedFile:
     raw = _decompress(data, file, opts.compression)
     lines, bad = _decode_lines(raw, file, opts.encoding)
     if opts.format == "json":
-        return _parse_json_lines(lines, bad, file)
+        return _parse_json_lines(lines, bad, file, opts.encoding)
     return _parse_delimited(lines, bad, file, opts)
 
 
@@ -231,14 +231,16 @@ def _check_header(row: list[str], file: str) -> list[str]:
     return names
 
 
-def _parse_json_lines(lines: list[str], bad: set[int], file: str) -> ParsedFile:
+def _parse_json_lines(lines: list[str], bad: set[int], file: str, encoding: str) -> ParsedFile:
     out = ParsedFile()
     for number, line in enumerate(lines, start=1):
         text = line.strip()
         if not text:
             continue
         if number in bad:
-            out.errors.append(RowError(file, number, "JSON-ENCODING", "not valid UTF-8", text))
+            out.errors.append(
+                RowError(file, number, "JSON-ENCODING", f"not valid {encoding}", text)
+            )
             continue
         try:
             value = json.loads(text)
@@ -246,6 +248,9 @@ def _parse_json_lines(lines: list[str], bad: set[int], file: str) -> ParsedFile:
             out.errors.append(
                 RowError(file, number, "JSON-SYNTAX", f"{exc.msg} at column {exc.colno}", text)
             )
+            continue
+        except RecursionError:
+            out.errors.append(RowError(file, number, "JSON-SYNTAX", "nested too deeply", text))
             continue
         if not isinstance(value, dict):
             out.errors.append(

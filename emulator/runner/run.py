@@ -94,6 +94,11 @@ def _map_one(
     except MappingError as exc:
         out.errors.append(RowError(record.file, record.line, exc.code, exc.message, record.raw))
         return
+    except RecursionError:
+        out.errors.append(
+            RowError(record.file, record.line, "MAPPING-DEPTH", "nested too deeply", record.raw)
+        )
+        return
     problems = validator.check(mapped) if validator is not None else []
     if problems:
         shown = "; ".join(str(p) for p in problems[:_MAX_PROBLEMS_SHOWN])

@@ -145,3 +145,14 @@ def test_unreadable_options_are_refused_clearly(data, message):
 def test_header_with_repeated_column_is_refused():
     with pytest.raises(SourceError, match="line 1: header repeats column 'id'"):
         parse_file(b"id,id\n1,2\n", "f.csv", CSV)
+
+
+def test_json_lines_too_deep_or_undecodable_are_row_errors():
+    deep = b"[" * 5000 + b"]" * 5000
+    data = b'{"id": 1}\n' + deep + b'\n{"name": "Z\xfcrich"}\n'
+    parsed = parse_file(data, "f.json", FormatOptions("json"))
+    assert [r.line for r in parsed.records] == [1]
+    assert [(e.line, e.code, e.message) for e in parsed.errors] == [
+        (2, "JSON-SYNTAX", "nested too deeply"),
+        (3, "JSON-ENCODING", "not valid utf-8"),
+    ]
