@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 import os
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -410,3 +411,25 @@ def test_capillary_history_as_json_lines_maps_with_the_seed_table(rsa_sshd: Sshd
     assert out.records[0]["commerce"] == {"order": {"priceTotal": 90}}
     assert out.records[1]["identityMap"] == {"email": [{"id": "john.doe@capillarytech.com"}]}
     assert (out.records[1]["loyaltyPoints"], out.records[1]["loyaltyTier"]) == (1250, "gold")
+
+
+def test_server_that_stops_answering_mid_run_times_out(
+    rsa_sshd: Sshd, folder: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(sftp_source, "IO_TIMEOUT_S", 0.5)
+    (folder / "a.csv").write_text(CSV)
+    auth = sftp_source.SftpAuth.from_base_connection(_base(rsa_sshd))
+    with sftp_source.open_sftp(auth, rsa_sshd.known_hosts) as sftp:
+        files, _ = sftp_source.list_new_files(
+            sftp, auth, str(folder), recursive=False, since_ms=None
+        )
+        frozen = rsa_sshd.connection_pids()
+        assert frozen
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(SourceError, match=r"timed out reading .*a\.csv"):
+                sftp_source.read_file(sftp, files[0])
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
