@@ -96,7 +96,7 @@ async def stats(request: Request) -> JSONResponse:
             "counts": {"schemas": count, "mixins": 0, "datatypes": 0, "classes": 0, "unions": 0},
             "recentlyCreatedResources": [],
             "recentlyUpdatedResources": [],
-            "classUsage": {},
+            "classUsage": [],
         }
     )
 
@@ -153,7 +153,7 @@ async def list_schemas(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "results": results,
-            "_page": {"orderby": "title", "next": None, "count": len(results)},
+            "_page": {"orderby": "title", "count": len(results)},
             "_links": {},
         }
     )

@@ -1,0 +1,698 @@
+"""Acceptance: the seeds' creation chains over real HTTP, every exchange on Adobe's paths checked
+against Adobe's OpenAPI spec (deviations table applied), plus the aep-api.md §12 shapes the specs
+do not require; a profile sent to a streaming flow's inlet is found through the Profile API."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from emulator.deviations import markdown_table
+from emulator.embed import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmbeddedEmulator
+from tests.emulator.chains import (
+    CAPILLARY,
+    CATALOG,
+    CLOUD_FLOW,
+    CONVERSION,
+    CUSTOMER_IO,
+    DATA_LAKE,
+    EVENT_CLASS,
+    FS,
+    REST_FLOW,
+    SCHEMAS,
+    SFTP,
+    STREAMING_FLOW,
+    STRIPE,
+    XED_FULL,
+    call,
+)
+from tests.emulator.conftest import ORG, SANDBOX
+from tests.emulator.openapi_support import RecordingTransport, SpecChecker
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+HEX24 = re.compile(r"^[0-9a-f]{24}$")
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+PROFILE_PROPS: dict[str, Any] = {
+    "identityMap": {"type": "object"},
+    "loyalty": {
+        "type": "object",
+        "properties": {
+            "tier": {"type": "string"},
+            "points": {"type": "integer"},
+            "lifetimePoints": {"type": "integer"},
+            "program": {"type": "string"},
+            "status": {"type": "string"},
+        },
+    },
+    "personalEmail": {"type": "object", "properties": {"address": {"type": "string"}}},
+}
+CAPILLARY_PROFILE = {
+    "identityMap": {
+        "email": [
+            {"authenticatedState": "ambiguous", "id": "john.doe@capillarytech.com", "primary": True}
+        ]
+    },
+    "loyalty": {
+        "tier": "gold",
+        "points": 1250,
+        "lifetimePoints": 122,
+        "expiredPoints": 12,
+        "pointsRedeemed": 500,
+        "program": "loyalty program name",
+        "status": "active",
+    },
+}
+STRIPE_CHARGE_FIELDS = [
+    "id",
+    "refunded",
+    "disputed",
+    "payment_method_details.card.last4",
+    "livemode",
+    "status",
+    "receipt_url",
+    "balance_transaction",
+    "outcome",
+]
+
+
+@pytest.fixture
+def wire(tmp_path: Path) -> Iterator[tuple[httpx.Client, RecordingTransport, dict[str, str], str]]:
+    """An embedded emulator, a recording httpx client and authenticated headers."""
+    transport = RecordingTransport()
+    with (
+        EmbeddedEmulator(tmp_path / "aep", landing_delay_s=0.0) as emu,
+        httpx.Client(base_url=emu.base_url, transport=transport, timeout=30) as http,
+    ):
+        token = http.post(
+            "/ims/token/v3",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": DEFAULT_CLIENT_ID,
+                "client_secret": DEFAULT_CLIENT_SECRET,
+                "scope": "openid,AdobeID",
+            },
+        ).json()
+        headers = {
+            "Authorization": f"Bearer {token['access_token']}",
+            "x-api-key": DEFAULT_CLIENT_ID,
+            "x-gw-ims-org-id": ORG,
+            "x-sandbox-name": SANDBOX,
+            "Content-Type": "application/json",
+        }
+        yield http, transport, headers, emu.base_url
+
+
+def _schema(
+    http: httpx.Client,
+    headers: dict[str, str],
+    title: str,
+    cls: str,
+    props: dict[str, Any],
+    identity: str | None,
+) -> dict[str, Any]:
+    schema = call(
+        http,
+        "POST",
+        f"{SCHEMAS}/tenant/schemas",
+        headers,
+        201,
+        json={
+            "title": title,
+            "description": title,
+            "type": "object",
+            "allOf": [{"$ref": cls}],
+            "properties": props,
+            "meta:immutableTags": ["union"],
+        },
+    )
+    if identity:
+        call(
+            http,
+            "POST",
+            f"{SCHEMAS}/tenant/descriptors",
+            headers,
+            201,
+            json={
+                "@type": "xdm:descriptorIdentity",
+                "xdm:sourceSchema": schema["$id"],
+                "xdm:sourceVersion": 1,
+                "xdm:sourceProperty": identity,
+                "xdm:namespace": "Email",
+                "xdm:property": "xdm:code",
+                "xdm:isPrimary": True,
+            },
+        )
+    return dict(schema)
+
+
+def _dataset(http: httpx.Client, headers: dict[str, str], name: str, schema_id: str) -> str:
+    ref = call(
+        http,
+        "POST",
+        f"{CATALOG}/dataSets",
+        headers,
+        201,
+        json={"name": name, "schemaRef": {"id": schema_id, "contentType": XED_FULL}},
+    )
+    return str(ref[0]).removeprefix("@/dataSets/")
+
+
+def _enable_profile(http: httpx.Client, headers: dict[str, str], dataset: str) -> None:
+    call(
+        http,
+        "PATCH",
+        f"{CATALOG}/dataSets/{dataset}",
+        {**headers, "Content-Type": "application/json-patch+json"},
+        200,
+        json=[
+            {"op": "add", "path": "/tags/unifiedProfile", "value": ["enabled:true"]},
+            {"op": "add", "path": "/tags/unifiedIdentity", "value": ["enabled:true"]},
+        ],
+    )
+
+
+def _target(
+    http: httpx.Client,
+    headers: dict[str, str],
+    name: str,
+    schema_id: str,
+    dataset: str,
+    fmt: str = "parquet_xdm",
+) -> str:
+    return str(
+        call(
+            http,
+            "POST",
+            f"{FS}/targetConnections",
+            headers,
+            201,
+            json={
+                "name": name,
+                "description": name,
+                "connectionSpec": {"id": DATA_LAKE, "version": "1.0"},
+                "data": {"format": fmt, "schema": {"id": schema_id, "version": XED_FULL}},
+                "params": {"dataSetId": dataset},
+            },
+        )["id"]
+    )
+
+
+def _stripe_chain(http: httpx.Client, headers: dict[str, str]) -> str:
+    tenant = call(http, "GET", f"{SCHEMAS}/stats", {**headers, "Accept": "application/json"}, 200)[
+        "tenantId"
+    ]
+    base = call(
+        http,
+        "POST",
+        f"{FS}/connections",
+        headers,
+        201,
+        json={
+            "name": "Stripe base connection",
+            "description": "Authenticated base connection for Stripe",
+            "connectionSpec": {"id": STRIPE, "version": "1.0"},
+            "auth": {"specName": "OAuth2 Refresh Code", "params": {"accessToken": "sk_test_seed"}},
+        },
+    )
+    params = base64.b64encode(b'{"resourcePath":"charges"}').decode()
+    assert params == "eyJyZXNvdXJjZVBhdGgiOiJjaGFyZ2VzIn0="
+    call(
+        http,
+        "GET",
+        f"{FS}/connections/{base['id']}/explore?objectType=rest&object=json"
+        f"&fileType=json&preview=false&sourceParams={params.replace('=', '%3D')}",
+        headers,
+        200,
+    )
+    source = call(
+        http,
+        "POST",
+        f"{FS}/sourceConnections",
+        headers,
+        201,
+        json={
+            "name": "Stripe Source Connection For Charges Data",
+            "description": "Stripe source connection for charges data",
+            "baseConnectionId": base["id"],
+            "connectionSpec": {"id": STRIPE, "version": "1.0"},
+            "data": {"format": "json"},
+            "params": {"resourcePath": "charges"},
+        },
+    )
+    props = {f"_{tenant}": {"type": "object", "properties": {"charges_data": {"type": "object"}}}}
+    schema = _schema(http, headers, "Stripe charges", EVENT_CLASS, props, None)
+    dataset = _dataset(http, headers, "Stripe charges", schema["$id"])
+    target = _target(
+        http, headers, "Stripe Target Connection For Charges Data", schema["$id"], dataset
+    )
+    mapping = call(
+        http,
+        "POST",
+        f"{CONVERSION}/mappingSets",
+        headers,
+        200,
+        json={
+            "version": 0,
+            "xdmSchema": schema["$id"],
+            "xdmVersion": "1.0",
+            "mappings": [
+                {
+                    "destinationXdmPath": f"_{tenant}.charges_data.{f}",
+                    "sourceAttribute": f"data.{f}",
+                    "identity": False,
+                    "version": 0,
+                }
+                for f in STRIPE_CHARGE_FIELDS
+            ],
+        },
+    )
+    assert HEX32.match(mapping["id"])
+    flow = call(
+        http,
+        "POST",
+        f"{FS}/flows",
+        headers,
+        201,
+        json={
+            "name": "Stripe Connector Flow Generic Rest",
+            "description": "Stripe Connector Description Flow Generic Rest",
+            "flowSpec": {"id": REST_FLOW, "version": "1.0"},
+            "sourceConnectionIds": [source["id"]],
+            "targetConnectionIds": [target],
+            "transformations": [
+                {"name": "Mapping", "params": {"mappingId": mapping["id"], "mappingVersion": 0}}
+            ],
+            "scheduleParams": {"startTime": "1710267858", "frequency": "minute", "interval": 15},
+        },
+    )
+    return str(flow["id"])
+
+
+def _capillary_chain(http: httpx.Client, headers: dict[str, str]) -> tuple[str, str]:
+    base = call(
+        http,
+        "POST",
+        f"{FS}/connections",
+        headers,
+        201,
+        json={
+            "name": "Capillary base connection",
+            "description": "Base connection to authenticate the Capillary source.",
+            "connectionSpec": {"id": CAPILLARY, "version": "1.0"},
+            "auth": {
+                "specName": "OAuth generic-rest-connector",
+                "params": {
+                    "clientId": "cap-client",
+                    "clientSecret": "cap-secret",
+                    "accessToken": "cap-token",
+                },
+            },
+        },
+    )
+    call(http, "GET", f"{FS}/connections/{base['id']}", headers, 200)
+    source = call(
+        http,
+        "POST",
+        f"{FS}/sourceConnections",
+        headers,
+        201,
+        json={
+            "name": "Capillary Streaming",
+            "description": "Capillary Streaming",
+            "baseConnectionId": base["id"],
+            "connectionSpec": {"id": CAPILLARY, "version": "1.0"},
+        },
+    )
+    call(http, "GET", f"{FS}/sourceConnections/{source['id']}", headers, 200)
+    schema = _schema(
+        http,
+        headers,
+        "Capillary profile",
+        "https://ns.adobe.com/xdm/context/profile",
+        PROFILE_PROPS,
+        "/personalEmail/address",
+    )
+    dataset = _dataset(http, headers, "Capillary profiles", schema["$id"])
+    _enable_profile(http, headers, dataset)
+    target = call(
+        http,
+        "POST",
+        f"{FS}/targetConnections",
+        headers,
+        201,
+        json={
+            "name": "Capillary Target Connection",
+            "description": "Capillary Target Connection",
+            "data": {"schema": {"id": schema["$id"], "version": XED_FULL}},
+            "params": {"dataSetId": dataset},
+            "connectionSpec": {"id": DATA_LAKE, "version": "1.0"},
+        },
+    )["id"]
+    mapping = call(
+        http,
+        "POST",
+        f"{CONVERSION}/mappingSets",
+        headers,
+        200,
+        json={
+            "outputSchema": {"schemaRef": {"id": schema["$id"], "contentType": XED_FULL}},
+            "mappings": [
+                {"sourceType": "ATTRIBUTE", "source": s, "destination": d}
+                for s, d in (
+                    ("identityMap", "identityMap"),
+                    ("loyalty.points", "loyalty.points"),
+                    ("loyalty.tier", "loyalty.tier"),
+                )
+            ],
+        },
+    )["id"]
+    seed_flow: dict[str, Any] = {
+        "name": "Capillary dataflow",
+        "description": "Capillary → Experience Platform dataflow",
+        "flowSpec": {"id": REST_FLOW, "version": "1.0"},
+        "sourceConnectionIds": source["id"],
+        "targetConnectionIds": target,
+        "transformations": [
+            {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": "0"}}
+        ],
+        "scheduleParams": {"startTime": "1625040887", "frequency": "minute", "interval": 15},
+    }
+    as_given = http.post(f"{FS}/flows", headers=headers, json=seed_flow)
+    assert as_given.status_code == 400  # the seed's ids are strings, not arrays
+    seed_flow["sourceConnectionIds"] = [source["id"]]
+    seed_flow["targetConnectionIds"] = [target]
+    batch_flow = call(http, "POST", f"{FS}/flows", headers, 201, json=seed_flow)["id"]
+    got = call(http, "GET", f"{FS}/flows/{batch_flow}", headers, 200)["items"][0]
+    assert "inletUrl" not in (got.get("options") or {})
+    streaming = {k: v for k, v in seed_flow.items() if k != "scheduleParams"}
+    streaming.update(
+        name="Capillary streaming dataflow", flowSpec={"id": STREAMING_FLOW, "version": "1.0"}
+    )
+    flow = call(http, "POST", f"{FS}/flows", headers, 201, json=streaming)["id"]
+    return str(flow), dataset
+
+
+def _customer_io_chain(http: httpx.Client, headers: dict[str, str]) -> str:
+    source = call(
+        http,
+        "POST",
+        f"{FS}/sourceConnections",
+        headers,
+        201,
+        json={
+            "name": "Streaming Source Connection for Customer.io",
+            "providerId": "521eee4d-8cbe-4906-bb48-fb6bd4450033",
+            "description": "Streaming Source Connection for customer.io",
+            "connectionSpec": {"id": CUSTOMER_IO, "version": "1.0"},
+            "data": {"format": "json"},
+        },
+    )
+    schema = _schema(
+        http,
+        headers,
+        "Customer.io events",
+        "https://ns.adobe.com/xdm/context/profile",
+        PROFILE_PROPS,
+        "/personalEmail/address",
+    )
+    dataset = _dataset(http, headers, "Customer.io", schema["$id"])
+    _enable_profile(http, headers, dataset)
+    target = _target(
+        http,
+        headers,
+        "Streaming Target Connection for Customer.io",
+        schema["$id"],
+        dataset,
+        fmt="json",
+    )
+    mapping = call(
+        http,
+        "POST",
+        f"{CONVERSION}/mappingSets",
+        headers,
+        200,
+        json={
+            "outputSchema": {"schemaRef": {"id": schema["$id"], "contentType": XED_FULL}},
+            "mappings": [
+                {
+                    "destinationXdmPath": "personalEmail.address",
+                    "sourceAttribute": "data.identifiers.email",
+                    "identity": False,
+                    "version": 0,
+                }
+            ],
+        },
+    )["id"]
+    flow = call(
+        http,
+        "POST",
+        f"{FS}/flows",
+        headers,
+        201,
+        json={
+            "name": "Streaming Dataflow for Customer.io",
+            "description": "Streaming Dataflow for Customer.io",
+            "flowSpec": {"id": STREAMING_FLOW, "version": "1.0"},
+            "sourceConnectionIds": [source["id"]],
+            "targetConnectionIds": [target],
+            "transformations": [
+                {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
+            ],
+        },
+    )
+    return str(flow["id"])
+
+
+def _sftp_chain(http: httpx.Client, headers: dict[str, str]) -> str:
+    base = call(
+        http,
+        "POST",
+        f"{FS}/connections",
+        headers,
+        201,
+        json={
+            "name": "SFTP backfill",
+            "connectionSpec": {"id": SFTP, "version": "1.0"},
+            "auth": {
+                "specName": "Basic Authentication for sftp",
+                "params": {"host": "127.0.0.1", "port": 9, "userName": "aep", "password": "pw"},
+            },
+        },
+    )
+    source = call(
+        http,
+        "POST",
+        f"{FS}/sourceConnections",
+        headers,
+        201,
+        json={
+            "name": "Capillary CSV",
+            "baseConnectionId": base["id"],
+            "connectionSpec": {"id": SFTP, "version": "1.0"},
+            "data": {
+                "format": "delimited",
+                "properties": {"columnDelimiter": ",", "encoding": "UTF-8"},
+            },
+            "params": {"path": "/capillary/backfill/*.csv", "type": "folder", "recursive": True},
+        },
+    )
+    schema = _schema(
+        http, headers, "Backfill", "https://ns.adobe.com/xdm/context/profile", PROFILE_PROPS, None
+    )
+    dataset = _dataset(http, headers, "Backfill", schema["$id"])
+    target = _target(http, headers, "Backfill target", schema["$id"], dataset)
+    mapping = call(
+        http,
+        "POST",
+        f"{CONVERSION}/mappingSets",
+        headers,
+        200,
+        json={
+            "version": 0,
+            "xdmSchema": schema["$id"],
+            "xdmVersion": "1.0",
+            "mappings": [
+                {
+                    "sourceAttribute": "email",
+                    "destinationXdmPath": "personalEmail.address",
+                    "identity": False,
+                    "version": 0,
+                }
+            ],
+        },
+    )["id"]
+    flow = call(
+        http,
+        "POST",
+        f"{FS}/flows",
+        headers,
+        201,
+        json={
+            "name": "Capillary backfill",
+            "flowSpec": {"id": CLOUD_FLOW, "version": "1.0"},
+            "sourceConnectionIds": [source["id"]],
+            "targetConnectionIds": [target],
+            "transformations": [
+                {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
+            ],
+            "scheduleParams": {"startTime": str(int(time.time())), "frequency": "once"},
+            "options": {"errorDiagnosticsEnabled": True, "partialIngestionPercent": 5},
+        },
+    )
+    return str(flow["id"])
+
+
+def _send_and_find(
+    http: httpx.Client, headers: dict[str, str], flow: str, payload: dict[str, Any], email: str
+) -> None:
+    inlet = call(http, "GET", f"{FS}/flows/{flow}", headers, 200)["items"][0]["options"]["inletUrl"]
+    response = http.post(inlet, json=payload)
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 20
+    while True:
+        found = http.get(
+            "/data/core/ups/access/entities",
+            headers=headers,
+            params={
+                "schema.name": "_xdm.context.profile",
+                "entityId": email,
+                "entityIdNS": "email",
+            },
+        )
+        if found.status_code == 200:
+            return
+        assert time.monotonic() < deadline, found.text
+        time.sleep(0.1)
+
+
+def _wait_runs(http: httpx.Client, headers: dict[str, str], flow: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        runs = call(http, "GET", f"{FS}/runs?property=flowId=={flow}", headers, 200)["items"]
+        if runs and runs[0]["metrics"]["statusSummary"]["status"] in ("success", "failed"):
+            call(http, "GET", f"{FS}/runs/{runs[0]['id']}", headers, 200)
+            return
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def _check_shapes(transport: RecordingTransport) -> None:
+    """aep-api.md §12 facts the specs leave optional."""
+    for ex in transport.exchanges:
+        path = httpx.URL(ex.url).path
+        body = (
+            ex.json()
+            if ex.response_headers.get("content-type", "").startswith("application/json")
+            else None
+        )
+        if path.startswith(FS) and ex.method == "POST" and ex.status == 201:
+            assert set(body) == {"id", "etag"} and UUID.match(body["id"]), ex
+            assert body["etag"].startswith('"') and body["etag"].endswith('"'), ex
+        if (
+            path.startswith(FS)
+            and ex.method == "GET"
+            and ex.status == 200
+            and "/explore" not in path
+        ):
+            assert "items" in body or "count" in body, ex
+            for item in body.get("items", []):
+                if "etag" in item:
+                    assert item["etag"] == item["version"], ex
+                for stamp in ("createdAt", "updatedAt"):
+                    if stamp in item:
+                        assert isinstance(item[stamp], int) and item[stamp] > 10**12, ex
+        if path == f"{CATALOG}/dataSets" and ex.method == "POST" and ex.status == 201:
+            assert HEX24.match(body[0].removeprefix("@/dataSets/")), ex
+        if path == f"{CONVERSION}/mappingSets" and ex.method == "POST":
+            assert ex.status == 200 and HEX32.match(body["id"]), ex
+        if ex.status >= 400 and path.startswith(FS):
+            assert body["type"].startswith("https://ns.adobe.com/aep/errors/FLOW-"), ex
+            assert body["status"] == ex.status and body["report"]["request-id"], ex
+
+
+def test_seed_chains_conform_to_adobe_specs(
+    wire: tuple[httpx.Client, RecordingTransport, dict[str, str], str],
+) -> None:
+    http, transport, headers, base_url = wire
+    call(http, "GET", f"{FS}/connectionSpecs?property=name==stripe", headers, 200)
+    call(http, "GET", f"{FS}/flowSpecs?property=name==RestStorageToAEP", headers, 200)
+    stripe = _stripe_chain(http, headers)
+    capillary, capillary_dataset = _capillary_chain(http, headers)
+    customer_io = _customer_io_chain(http, headers)
+    sftp = _sftp_chain(http, headers)
+    for flow in (stripe, capillary, customer_io, sftp):
+        listed = call(http, "GET", f"{FS}/flows?property=id=={flow}", headers, 200)["items"]
+        assert [f["state"] for f in listed] == ["enabled"]
+    call(http, "POST", f"{FS}/flows/{stripe}/action?op=disable", headers, 200)
+    call(http, "POST", f"{FS}/flows/{stripe}/action?op=enable", headers, 200)
+    etag = call(http, "GET", f"{FS}/flows/{stripe}", headers, 200)["items"][0]["etag"]
+    call(
+        http,
+        "PATCH",
+        f"{FS}/flows/{stripe}",
+        {**headers, "If-Match": etag},
+        200,
+        json=[{"op": "replace", "path": "/name", "value": "Stripe charges (renamed)"}],
+    )
+    call(
+        http,
+        "PATCH",
+        f"{FS}/flows/{stripe}",
+        {**headers, "If-Match": etag},
+        412,
+        json=[{"op": "replace", "path": "/name", "value": "stale"}],
+    )
+    call(http, "GET", f"{FS}/flows?limit=2", headers, 200)
+    call(http, "GET", f"{FS}/flows/{'0' * 8}-0000-0000-0000-{'0' * 12}", headers, 404)
+    _send_and_find(http, headers, capillary, CAPILLARY_PROFILE, "john.doe@capillarytech.com")
+    _send_and_find(
+        http,
+        headers,
+        customer_io,
+        {
+            "data": {"identifiers": {"email": "webhook@example.com", "cio_id": "x"}},
+            "event_id": "e1",
+            "metric": "opened",
+            "object_type": "email",
+            "timestamp": 1676627988,
+        },
+        "webhook@example.com",
+    )
+    batches = call(http, "GET", f"{CATALOG}/batches?dataSet={capillary_dataset}", headers, 200)
+    batch_id = next(iter(batches))
+    call(http, "GET", f"{CATALOG}/batches/{batch_id}", headers, 200)
+    call(http, "GET", f"/data/foundation/export/batches/{batch_id}/files", headers, 200)
+    call(http, "GET", f"/data/foundation/export/batches/{batch_id}/failed", headers, 200)
+    call(
+        http,
+        "GET",
+        f"/data/foundation/export/batches/{batch_id}/meta?path=row_errors",
+        headers,
+        200,
+    )
+    call(http, "GET", f"/data/foundation/export/datasets/{capillary_dataset}/preview", headers, 200)
+    _wait_runs(http, headers, sftp)
+    call(
+        http,
+        "GET",
+        f"{SCHEMAS}/tenant/schemas",
+        {**headers, "Accept": "application/vnd.adobe.xed-id+json"},
+        200,
+    )
+    assert len(transport.exchanges) > 60
+    checker = SpecChecker(base_url)
+    problems = [p for ex in transport.exchanges for p in checker.problems(ex)]
+    assert problems == [], "\n".join(problems)
+    _check_shapes(transport)
+
+
+def test_docs_carry_the_deviations_table() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "emulator.md").read_text()
+    assert markdown_table() in docs
