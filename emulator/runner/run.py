@@ -56,9 +56,12 @@ def execute_run(inp: RunInput) -> RunOutput:
                 "(CloudStorageToAEP and RestStorageToAEP do)"
             )
         for parsed in sources:
+            first = len(out.errors)
             out.errors.extend(parsed.errors)
             for record in parsed.records:
                 _map_one(mapping, validator, record, out)
+            # one file's errors in line order, whichever step found them
+            out.errors[first:] = sorted(out.errors[first:], key=lambda e: e.line or 0)
     except MappingSetError as exc:
         return _failed(out, f"the flow's mapping set cannot be applied: {exc.message}")
     except SourceError as exc:

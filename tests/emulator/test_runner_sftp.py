@@ -141,8 +141,8 @@ def test_malformed_rows_are_counted_as_failed_with_their_lines(rsa_sshd: Sshd, f
     lines = [
         "email,points,tier",
         "a@x.io,1,gold",
-        "b@x.io,2",
         "c@x.io,lots,gold",
+        "b@x.io,2",
         "d@x.io,4,",
         "e@x.io,5,gold",
     ]
@@ -154,8 +154,8 @@ def test_malformed_rows_are_counted_as_failed_with_their_lines(rsa_sshd: Sshd, f
     assert out.input_count == 5
     assert len(out.records) == 2
     assert [(e.file, e.line, e.code, e.raw) for e in out.errors] == [
-        (str(folder / "bad.csv"), 3, "CSV-FIELD-COUNT", "b@x.io,2"),
-        (str(folder / "bad.csv"), 4, "MAPPING-TYPE", "c@x.io,lots,gold"),
+        (str(folder / "bad.csv"), 3, "MAPPING-TYPE", "c@x.io,lots,gold"),
+        (str(folder / "bad.csv"), 4, "CSV-FIELD-COUNT", "b@x.io,2"),
         (str(folder / "bad.csv"), 5, "SCHEMA-REQUIRED", "d@x.io,4,"),
     ]
     assert "_acme.loyalty.tier" in out.errors[2].message
