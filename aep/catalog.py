@@ -1,6 +1,7 @@
 """Catalog Service: datasets and batches.
 
-Creating a dataset answers 201 with `["@/dataSets/<id>"]`; reads and lists answer objects keyed
+Creating a dataset answers 201 with `["@/dataSets/<id>"]`; PATCH takes JSON Patch as
+`application/json-patch+json` (enabling Profile on `/tags/unifiedProfile`); reads and lists answer objects keyed
 by id (not arrays), at most 100 per page (`limit`, `start`). Lookup by name pages through
 `GET /dataSets?name=<name>` and keeps exact matches only.
 """
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from aep import deviations
 from aep._api import Model, Service
 from aep.lookup import CreateResult, create_or_find, one_or_none
 
@@ -20,6 +22,8 @@ __all__ = ["BASE", "PAGE_LIMIT", "Batch", "Catalog", "Dataset"]
 BASE = "/data/foundation/catalog"
 PAGE_LIMIT = 100
 """Catalog's maximum objects per response."""
+JSON_PATCH = "application/json-patch+json"
+"""Catalog's content type for JSON Patch bodies."""
 
 
 class _Keyed(Model):
@@ -102,6 +106,34 @@ class Catalog(Service):
         if not found:
             raise self.http.format_error(response, "empty answer")
         return found[0]
+
+    def patch_dataset(self, dataset_id: str, ops: list[dict[str, Any]]) -> None:
+        """`PATCH /dataSets/{id}` with JSON Patch (`application/json-patch+json`)."""
+        self.http.request(
+            "PATCH",
+            self.url(f"/dataSets/{dataset_id}"),
+            json=ops,
+            content_type=JSON_PATCH,
+        )
+
+    def enable_profile(self, dataset_id: str, *, upsert: bool = False) -> None:
+        """Enable the dataset for Profile and Identity (its schema must carry the `union` tag)."""
+        profile = ["enabled:true", *(["isUpsert:true"] if upsert else [])]
+        self.patch_dataset(
+            dataset_id,
+            [
+                {
+                    "op": deviations.patch_op("add"),
+                    "path": "/tags/unifiedProfile",
+                    "value": profile,
+                },
+                {
+                    "op": deviations.patch_op("add"),
+                    "path": "/tags/unifiedIdentity",
+                    "value": ["enabled:true"],
+                },
+            ],
+        )
 
     def datasets(self, *, name: str | None = None) -> Iterator[Dataset]:
         """Every dataset (with that exact name, if given), 100 per page."""

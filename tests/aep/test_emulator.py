@@ -368,3 +368,23 @@ def test_a_streamed_profile_lands_in_the_dataset_and_profile(tmp_path: Path) -> 
         batches = list(c.catalog.batches(dataset_id))
         assert sum(b.recordCount or 0 for b in batches) >= 2
         assert c.profiles.get_entity("nobody@example.com", "email") is None
+
+
+def test_a_short_lived_token_is_renewed_ahead_of_expiry(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        platform=PlatformSettings(mode="embedded", org_id=ORG, sandbox="prod"),
+    )
+    with open_platform(settings, emulator_options={"token_lifetime_s": 2}) as opened:
+        c = opened.client
+        calls = 0
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            c.schemas.tenant_id()
+            calls += 1
+            time.sleep(0.1)
+        exchanges = c.capture.exchanges()
+        assert calls + c.auth.renewals == len(exchanges)  # all kept: none fell out of the ring
+        # renewed before the emulator ever refused the token: no 401 on the wire
+        assert c.auth.renewals >= 2
+        assert {x.status for x in exchanges} == {200}

@@ -152,6 +152,7 @@ def _exercise(c: PlatformClient) -> None:
     f.test_connection("c1")
     c.catalog.create_dataset({"name": "d"})
     c.catalog.get_dataset("5c8c3c555033b814b69f947f")
+    c.catalog.enable_profile("5c8c3c555033b814b69f947f", upsert=True)
     list(c.catalog.batches("5c8c3c555033b814b69f947f"))
     c.catalog.get_batch("b1")
     c.schemas.tenant_id()
@@ -216,7 +217,14 @@ def test_the_forms_sent_are_the_tutorials(recorded: tuple[PlatformClient, Platfo
             assert {"authorization", "x-api-key", "x-gw-ims-org-id", "x-sandbox-name"} <= set(
                 r.headers
             )
-        if r.content:
+        if r.content and "/catalog/dataSets/" in r.url.path and r.method == "PATCH":
+            assert r.headers["content-type"] == "application/json-patch+json"
+            assert json.loads(r.content)[0] == {
+                "op": "add",
+                "path": "/tags/unifiedProfile",
+                "value": ["enabled:true", "isUpsert:true"],
+            }
+        elif r.content:
             assert r.headers["content-type"] == "application/json"
 
 
