@@ -71,7 +71,7 @@ def _page(request: Request, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _schema(tx: Tx, t: Tenant, schema_id: str) -> dict[str, Any] | None:
-    for schema in tx.list("schemas", t.scope):
+    for schema in tx.items("schemas", t.scope):
         if schema_id in (schema.get("$id"), schema.get("meta:altId")):
             return schema
     return None
@@ -91,7 +91,7 @@ def _check_profile(tx: Tx, t: Tenant, dataset: dict[str, Any]) -> None:
     if schema.get("meta:class") == profiles.PROFILE_CLASS:
         primary = [
             d
-            for d in tx.list("descriptors", t.scope)
+            for d in tx.items("descriptors", t.scope)
             if d.get("@type") == "xdm:descriptorIdentity"
             and d.get("xdm:sourceSchema") == schema.get("$id")
             and d.get("xdm:isPrimary")
@@ -150,7 +150,7 @@ async def list_datasets(request: Request) -> JSONResponse:
     """GET /dataSets: an object keyed by id (default 20, max 100), `name=` filter."""
     t = tenant(request)
     with app_context(request).store.tx() as tx:
-        items = tx.list("dataSets", t.scope)
+        items = tx.items("dataSets", t.scope)
     name = request.query_params.get("name")
     if name is not None:
         items = [i for i in items if i.get("name") == name]
@@ -214,7 +214,7 @@ async def list_batches(request: Request) -> JSONResponse:
     t = tenant(request)
     q = request.query_params
     with app_context(request).store.tx() as tx:
-        items = tx.list("batches", t.scope)
+        items = tx.items("batches", t.scope)
     dataset = q.get("dataSet")
     if dataset:
         items = [b for b in items if any(r.get("id") == dataset for r in b["relatedObjects"])]

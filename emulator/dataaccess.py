@@ -155,7 +155,7 @@ async def dataset_preview(request: Request) -> JSONResponse:
         if tx.get("dataSets", t.scope, did) is None:
             raise CatalogError(f"Dataset {did} is not found.", status=404, code="DAS-1404")
         rows: list[dict[str, Any]] = []
-        for batch in tx.list(BATCH_DATA, t.scope):
+        for batch in tx.items(BATCH_DATA, t.scope):
             if batch["datasetId"] == did:
                 rows.extend(batch["records"])
     return JSONResponse({"data": rows[:100]})

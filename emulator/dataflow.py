@@ -105,7 +105,7 @@ def _target_schema(tx: Tx, scope: Scope, dataset: dict[str, Any] | None) -> dict
     if dataset is None:
         return None
     schema_id = (dataset.get("schemaRef") or {}).get("id")
-    for schema in tx.list("schemas", scope):
+    for schema in tx.items("schemas", scope):
         if schema_id in (schema.get("$id"), schema.get("meta:altId")):
             return schema
     return None

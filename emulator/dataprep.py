@@ -73,7 +73,7 @@ def _build(tx: Tx, t: Tenant, body: Any) -> tuple[str, list[dict[str, Any]]]:
         raise CatalogError(
             "outputSchema.schemaRef.id (or xdmSchema) is required.", code="MAPPER-1002"
         )
-    if not any(schema_id in (s["$id"], s["meta:altId"]) for s in tx.list("schemas", t.scope)):
+    if not any(schema_id in (s["$id"], s["meta:altId"]) for s in tx.items("schemas", t.scope)):
         raise CatalogError(f"Schema {schema_id} is not found.", code="MAPPER-1404")
     mappings = body.get("mappings")
     if not isinstance(mappings, list) or not mappings:
@@ -176,7 +176,7 @@ async def list_all(request: Request) -> JSONResponse:
     except ValueError:
         raise CatalogError("limit and start must be integers.", code="MAPPER-1003") from None
     with app_context(request).store.tx() as tx:
-        items = tx.list("mappingSets", t.scope)
+        items = tx.items("mappingSets", t.scope)
     if q.get("name"):
         items = [i for i in items if i.get("name") == q["name"]]
     page = items[start : start + limit]
@@ -223,7 +223,7 @@ async def preview(request: Request) -> JSONResponse:
         **mapping_set,
         "mappings": [normalise_mapping(n, m) for n, m in enumerate(mapping_set["mappings"])],
     }
-    out = []
+    out: list[dict[str, Any]] = []
     for row in body["data"]:
         try:
             out.append({"data": map_record(normalised, row), "errors": None})

@@ -100,11 +100,12 @@ def _equal(stored: Any, text: str) -> bool:
         return False
     if stored is None:
         return text == "null"
-    return _typed(stored, text) == (
+    expected = (
         float(stored)
         if isinstance(stored, (int, float)) and not isinstance(stored, bool)
         else stored
     )
+    return bool(_typed(stored, text) == expected)
 
 
 def _compare(stored: Any, op: str, text: str) -> bool:

@@ -37,7 +37,7 @@ def is_profile_enabled(dataset: dict[str, Any]) -> bool:
 def schema_of(tx: Tx, scope: Scope, dataset: dict[str, Any]) -> dict[str, Any] | None:
     """The tenant schema a dataset's schemaRef names, if stored."""
     schema_id = (dataset.get("schemaRef") or {}).get("id")
-    for schema in tx.list("schemas", scope):
+    for schema in tx.items("schemas", scope):
         if schema_id in (schema.get("$id"), schema.get("meta:altId")):
             return schema
     return None
@@ -64,7 +64,7 @@ def identities_of(
                 if isinstance(entry, dict) and entry.get("id") not in (None, ""):
                     found.append((str(namespace).lower(), str(entry["id"])))
     if schema is not None:
-        for desc in tx.list("descriptors", scope):
+        for desc in tx.items("descriptors", scope):
             if desc.get("@type") == "xdm:descriptorIdentity" and desc.get(
                 "xdm:sourceSchema"
             ) == schema.get("$id"):
@@ -88,7 +88,7 @@ def upsert(tx: Tx, scope: Scope, dataset: dict[str, Any], records: list[dict[str
     if schema is not None and schema.get("meta:class") == EVENT_CLASS:
         return 0
     merged = 0
-    profiles = tx.list(PROFILES, scope)
+    profiles = tx.items(PROFILES, scope)
     for record in records:
         ids = identities_of(tx, scope, schema, record)
         if not ids:
@@ -129,7 +129,7 @@ async def get_entities(request: Request) -> JSONResponse:
     if not entity_id:
         raise CatalogError("entityId is required.", code="UPS-1002")
     with app_context(request).store.tx() as tx:
-        profiles = tx.list(PROFILES, t.scope)
+        profiles = tx.items(PROFILES, t.scope)
     for profile in profiles:
         if namespace:
             hit = [namespace.lower(), entity_id] in profile["identities"]

@@ -65,7 +65,7 @@ def _body(raw: bytes) -> Any:
 
 def _find(tx: Tx, t: Tenant, ref: str) -> dict[str, Any] | None:
     key = unquote(ref)
-    for schema in tx.list("schemas", t.scope):
+    for schema in tx.items("schemas", t.scope):
         if key in (schema["$id"], schema["meta:altId"], schema["$id"].rsplit("/", 1)[-1]):
             return schema
     return None
@@ -88,7 +88,7 @@ async def stats(request: Request) -> JSONResponse:
     """GET /stats: the tenant id and counts."""
     t = tenant(request)
     with app_context(request).store.tx() as tx:
-        count = len(tx.list("schemas", t.scope))
+        count = len(tx.items("schemas", t.scope))
     return JSONResponse(
         {
             "imsOrg": t.org,
@@ -110,7 +110,7 @@ async def create_schema(request: Request) -> JSONResponse:
     t = tenant(request)
     tid = tenant_id(t.org)
     with app_context(request).store.tx() as tx:
-        if any(s["title"] == body["title"] for s in tx.list("schemas", t.scope)):
+        if any(s["title"] == body["title"] for s in tx.items("schemas", t.scope)):
             raise CatalogError(
                 f"A schema titled '{body['title']}' already exists.", status=409, code="XDM-1521"
             )
@@ -145,7 +145,7 @@ async def list_schemas(request: Request) -> JSONResponse:
     form = _accept(request, single=False)
     t = tenant(request)
     with app_context(request).store.tx() as tx:
-        schemas = tx.list("schemas", t.scope)
+        schemas = tx.items("schemas", t.scope)
     if form == "xed-id":
         results = [{k: s[k] for k in ("$id", "meta:altId", "version", "title")} for s in schemas]
     else:
@@ -165,7 +165,7 @@ async def get_schema(request: Request) -> JSONResponse:
     t = tenant(request)
     with app_context(request).store.tx() as tx:
         schema = _find(tx, t, request.path_params["id"])
-        descriptors = tx.list("descriptors", t.scope)
+        descriptors = tx.items("descriptors", t.scope)
     if schema is None:
         raise CatalogError(
             f"Schema {unquote(request.path_params['id'])} is not found.",
@@ -243,7 +243,7 @@ async def create_descriptor(request: Request) -> JSONResponse:
                 d.get("xdm:isPrimary")
                 and d.get("xdm:sourceSchema") == schema["$id"]
                 and d.get("@type") == "xdm:descriptorIdentity"
-                for d in tx.list("descriptors", t.scope)
+                for d in tx.items("descriptors", t.scope)
             ):
                 raise CatalogError(
                     "The schema already has a primary identity descriptor.",
@@ -266,7 +266,7 @@ async def list_descriptors(request: Request) -> JSONResponse:
     """GET /tenant/descriptors: the descriptors (`xdm-link+json` gives their paths only)."""
     t = tenant(request)
     with app_context(request).store.tx() as tx:
-        items = tx.list("descriptors", t.scope)
+        items = tx.items("descriptors", t.scope)
     if "xdm-link" in request.headers.get("accept", ""):
         return JSONResponse(
             {"xdm:descriptorIdentity": [f"/tenant/descriptors/{d['@id']}" for d in items]}

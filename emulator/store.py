@@ -92,7 +92,7 @@ class Tx:
         )
         return cur.rowcount > 0
 
-    def list(self, kind: str, scope: Scope) -> list[dict[str, Any]]:
+    def items(self, kind: str, scope: Scope) -> list[dict[str, Any]]:
         """All documents of a kind in a scope, oldest first."""
         rows = self._c.execute(
             "SELECT body FROM resources WHERE kind=? AND org=? AND sandbox=? ORDER BY seq",

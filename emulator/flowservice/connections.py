@@ -43,7 +43,7 @@ def _spec_id(body: dict[str, Any]) -> str:
         raise FlowError("1413", "connectionSpec.id is required and must be a string.")
     if spec["id"] not in CONNECTION_SPECS:
         raise FlowError("1413", f"Invalid connection spec id '{spec['id']}'.")
-    return spec["id"]
+    return str(spec["id"])
 
 
 def _validate(tx: Tx, t: Tenant, kind: str, body: dict[str, Any]) -> None:
@@ -74,8 +74,8 @@ def _validate(tx: Tx, t: Tenant, kind: str, body: dict[str, Any]) -> None:
                     f"{base['connectionSpec']['id']}.",
                 )
     if kind == "targetConnections":
-        params = body.get("params") if isinstance(body.get("params"), dict) else {}
-        dataset_id = params.get("dataSetId")
+        params = body.get("params")
+        dataset_id = params.get("dataSetId") if isinstance(params, dict) else None
         if dataset_id is not None and tx.get("dataSets", t.scope, str(dataset_id)) is None:
             raise FlowError("1439", f"Dataset {dataset_id} is not found.")
 
@@ -113,7 +113,7 @@ async def list_all(request: Request, *, kind: str) -> JSONResponse:
     """GET the collection with filters, ordering and paging."""
     t = tenant(request)
     with app_context(request).store.tx() as tx:
-        items = [masked(i) for i in tx.list(kind, t.scope)]
+        items = [masked(i) for i in tx.items(kind, t.scope)]
     return JSONResponse(list_response(items, request.query_params, f"/{kind}"))
 
 
@@ -152,12 +152,12 @@ async def delete(request: Request, *, kind: str) -> Response:
         if kind == "connections":
             sources = {
                 s["id"]
-                for s in tx.list("sourceConnections", t.scope)
+                for s in tx.items("sourceConnections", t.scope)
                 if s.get("baseConnectionId") == rid
             }
             users = [
                 f["id"]
-                for f in tx.list("flows", t.scope)
+                for f in tx.items("flows", t.scope)
                 if sources & set(f.get("sourceConnectionIds", []))
             ]
             if users:

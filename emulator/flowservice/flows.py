@@ -276,7 +276,7 @@ async def list_all(request: Request) -> JSONResponse:
     """GET /flows with filters, ordering and paging."""
     t = tenant(request)
     with app_context(request).store.tx() as tx:
-        items = tx.list("flows", t.scope)
+        items = tx.items("flows", t.scope)
     return JSONResponse(list_response(items, request.query_params, "/flows"))
 
 
@@ -330,7 +330,7 @@ async def delete(request: Request) -> Response:
         flow = tx.get("flows", t.scope, rid)
         if flow is None:
             raise not_found_flow("flows", rid)
-        for inlet in tx.list(INLETS, t.scope):
+        for inlet in tx.items(INLETS, t.scope):
             if rid in inlet["flowIds"]:
                 inlet["flowIds"].remove(rid)
                 tx.put(INLETS, t.scope, inlet["inletId"], inlet)

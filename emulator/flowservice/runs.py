@@ -21,7 +21,7 @@ async def list_all(request: Request) -> JSONResponse:
     """GET /runs (usually `?property=flowId==<id>`)."""
     t = tenant(request)
     with app_context(request).store.tx() as tx:
-        items = tx.list("runs", t.scope)
+        items = tx.items("runs", t.scope)
     return JSONResponse(list_response(items, request.query_params, "/runs"))
 
 
