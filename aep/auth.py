@@ -24,7 +24,7 @@ from aep import deviations
 __all__ = ["IMSAuth", "TokenFetcher", "TokenResponse"]
 
 DEFAULT_RENEW_MARGIN_S = 300.0
-"""Renew this long before expiry (capped to a tenth of the lifetime for short-lived tokens)."""
+"""Renew this long before expiry (capped to a quarter of the lifetime for short-lived tokens)."""
 
 
 class TokenResponse(BaseModel):
@@ -114,7 +114,7 @@ class IMSAuth:
         answer = self._fetch(self.form())
         now = self._clock()
         lifetime = deviations.token_lifetime_s(answer.expires_in)
-        margin = min(self._margin, lifetime / 10)
+        margin = min(self._margin, lifetime / 4)
         self._cached = _Cached(
             token=answer.access_token, expires_at=now + lifetime, renew_at=now + lifetime - margin
         )
