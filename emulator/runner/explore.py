@@ -33,8 +33,9 @@ def explore_sftp(
 
     Args:
         base_connection: the stored SFTP base connection with unmasked `auth.params`.
-        path: the folder to list (`/` or empty for where the session starts); a file path
-            lists that one file.
+        path: the folder to list; a file path lists that one file. Empty (or `/` when the
+            base connection has a `folderPath`) lists the connection's root: its `folderPath`,
+            else where the SFTP session starts.
         known_hosts: the emulator's known_hosts file.
 
     Returns:
@@ -45,8 +46,9 @@ def explore_sftp(
         SourceError: cannot connect, the path does not exist or is outside `folderPath`.
     """
     auth = SftpAuth.from_base_connection(base_connection)
-    target = check_folder(auth, path or ".")
+    root = path in ("", ".") or (auth.folder is not None and path == "/")
     with open_sftp(auth, known_hosts) as sftp:
+        target = (auth.folder or ".") if root else check_folder(sftp, auth, path)
         try:
             attr = sftp.stat(target)
             if not is_dir(attr):
@@ -113,8 +115,8 @@ def inspect_sftp_file(
         props["compressionType"] = compression
     opts: FormatOptions = format_options({"data": {"format": kind, "properties": props}})
     auth = SftpAuth.from_base_connection(base_connection)
-    target = check_folder(auth, path)
     with open_sftp(auth, known_hosts) as sftp:
+        target = check_folder(sftp, auth, path)
         data = _head(sftp, target, whole=opts.compression is not None)
     parsed = parse_file(data, target, opts)
     records = [r.values for r in parsed.records]

@@ -227,19 +227,31 @@ def open_sftp(auth: SftpAuth, known_hosts: Path | None) -> Iterator[paramiko.SFT
         client.close()
 
 
-def check_folder(auth: SftpAuth, path: str) -> str:
-    """`path` resolved against `folderPath`, refused when it leaves it.
+def check_folder(sftp: paramiko.SFTPClient, auth: SftpAuth, path: str) -> str:
+    """`path` as given, refused when it leaves the base connection's `folderPath`.
+
+    Both are taken as the server takes them (relative ones from where the session starts), so
+    `params.path` may be absolute or relative whatever `folderPath` is.
 
     Raises:
         SourceError: the path leaves `folderPath`.
     """
     if not auth.folder:
         return path
-    folder = posixpath.normpath(auth.folder)
-    full = posixpath.normpath(posixpath.join(folder, path))
+    try:
+        cwd = sftp.normalize(".")
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        raise SourceError(f"cannot resolve the SFTP session's folder: {exc}") from None
+
+    def absolute(p: str) -> str:
+        return posixpath.normpath(p if p.startswith("/") else posixpath.join(cwd, p))
+
+    folder, full = absolute(auth.folder), absolute(path)
     if full != folder and not full.startswith(folder.rstrip("/") + "/"):
-        raise SourceError(f"path {path!r} is outside the base connection's folderPath {folder!r}")
-    return full
+        raise SourceError(
+            f"path {path!r} is outside the base connection's folderPath {auth.folder!r}"
+        )
+    return path
 
 
 def is_dir(attr: paramiko.SFTPAttributes) -> bool:
@@ -316,7 +328,7 @@ def list_new_files(
     Raises:
         SourceError: the path does not exist, cannot be listed, or a new file is 0 bytes.
     """
-    full = check_folder(auth, path)
+    full = check_folder(sftp, auth, path)
     newest: int | None = None
     fresh: list[RemoteFile] = []
     for name, attr in _matching(sftp, full, recursive):

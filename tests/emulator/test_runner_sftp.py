@@ -284,10 +284,18 @@ def test_silent_server_times_out(rsa_sshd: Sshd, monkeypatch: pytest.MonkeyPatch
 
 def test_path_outside_folder_path_is_refused(rsa_sshd: Sshd, folder: Path):
     (folder / "in.csv").write_text("a\n1\n")
-    base = _base(rsa_sshd, folderPath=str(folder))
-    assert _run(rsa_sshd, "in.csv", base=base).input_count == 1
-    out = _run(rsa_sshd, "../elsewhere.csv", base=base)
-    assert out.failure is not None and "outside the base connection's folderPath" in out.failure
+    (rsa_sshd.landing / "elsewhere.csv").write_text("a\n1\n")
+    for folder_path in (str(folder), folder.name):  # absolute, or from where the session starts
+        base = _base(rsa_sshd, folderPath=folder_path)
+        assert _run(rsa_sshd, f"{folder.name}/in.csv", base=base).input_count == 1
+        assert _run(rsa_sshd, str(folder / "*.csv"), base=base).input_count == 1
+        for outside in ("elsewhere.csv", f"{folder.name}/../elsewhere.csv", "/etc/hostname"):
+            out = _run(rsa_sshd, outside, base=base)
+            assert out.failure == (
+                f"path {outside!r} is outside the base connection's folderPath {folder_path!r}"
+            )
+        root = explore_sftp(base, "/", rsa_sshd.known_hosts)
+        assert [i["name"] for i in root] == ["in.csv"]
 
 
 def test_missing_path_is_a_clear_failure(rsa_sshd: Sshd):
