@@ -18,6 +18,7 @@ from pydantic import Field
 
 from aep import deviations
 from aep._api import Model, Service
+from aep.errors import NotFoundError
 from aep.http import Http
 from aep.lookup import CreateResult, create_or_find, one_or_none
 
@@ -252,10 +253,20 @@ class Collection(Generic[T]):
         )
         return s._parse(response, Created, s.http.json(response))
 
-    def delete(self, item_id: str) -> None:
-        """DELETE the resource (204)."""
+    def delete(self, item_id: str, *, missing_ok: bool = True) -> bool:
+        """DELETE the resource (204); True if this call deleted it.
+
+        A 404 counts as done when `missing_ok`: a DELETE re-sent after a dropped connection
+        finds the resource already gone.
+        """
         s = self._service
-        s.http.request("DELETE", s.url(f"{self.path}/{item_id}"))
+        try:
+            s.http.request("DELETE", s.url(f"{self.path}/{item_id}"))
+        except NotFoundError:
+            if not missing_ok:
+                raise
+            return False
+        return True
 
 
 class FlowService(Service):

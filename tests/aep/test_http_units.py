@@ -283,3 +283,29 @@ def test_many_threads_hitting_one_401_renew_once() -> None:
     assert len(fetched) == 2  # the first token and one renewal
     assert set(results) == {"t2"}
     assert repr(auth) == "IMSAuth(client_id='c', client_secret='***')"
+
+
+def test_a_delete_resent_after_a_drop_that_finds_nothing_counts_as_done() -> None:
+    from pydantic import SecretStr
+
+    from aep.client import PlatformClient
+    from config.settings import PlatformSettings, Settings
+
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/ims/token/v3":
+            return httpx.Response(200, json={"access_token": "T", "expires_in": 86399})
+        calls.append(request.method)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return httpx.Response(404, json={"title": "Resource not found"})
+
+    settings = Settings(
+        platform=PlatformSettings(client_id="c", client_secret=SecretStr("s"), org_id="O@AdobeOrg")
+    )
+    client = PlatformClient(settings, transport=httpx.MockTransport(handler))
+    assert client.flows.flows.delete("f1") is False
+    assert calls == ["DELETE", "DELETE"]  # DELETE is idempotent: re-sent after the drop
+    with pytest.raises(errors.NotFoundError):
+        client.flows.flows.delete("f1", missing_ok=False)
