@@ -108,6 +108,19 @@ def effective_settings(
     return _with_platform(settings, **update) if update else settings
 
 
+def _dev_credentials(state_dir: Path) -> DevCredentials:
+    """The development credentials, with an unusable state directory reported as configuration."""
+    try:
+        return ensure_dev_credentials(state_dir)
+    except OSError as exc:
+        raise ConfigError(
+            "state_dir",
+            [f"state_dir: cannot keep development credentials under {state_dir}: {exc.strerror}"],
+        ) from None
+    except ValueError as exc:
+        raise ConfigError("state_dir", [f"state_dir: {exc}"]) from None
+
+
 def _register_client(client: PlatformClient, dev: DevCredentials) -> None:
     """Register the development client with an emulator served over HTTP (loopback only)."""
     url = client.settings.platform.ims_url.rstrip("/") + "/_emulator/clients"
@@ -140,7 +153,7 @@ def open_platform(
     if mode == "embedded":
         from emulator.embed import EmbeddedEmulator  # the only import of the emulator
 
-        dev = ensure_dev_credentials(state_dir)
+        dev = _dev_credentials(state_dir)
         options: dict[str, Any] = {"known_hosts": settings.sftp.known_hosts}
         options.update(emulator_options or {})
         emulator = EmbeddedEmulator(
@@ -168,7 +181,7 @@ def open_platform(
                     "emulator on loopback; set AEP_BRIDGE_PLATFORM__CLIENT_SECRET"
                 ],
             )
-        dev = ensure_dev_credentials(state_dir)
+        dev = _dev_credentials(state_dir)
         effective = effective_settings(settings, dev=dev)
         with PlatformClient(effective) as client:
             _register_client(client, dev)

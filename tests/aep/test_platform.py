@@ -81,3 +81,12 @@ def test_remote_mode_requires_its_credentials(tmp_path: Path) -> None:
     assert "platform.org_id" in problems and "platform.client_id" in problems
     assert "AEP_BRIDGE_PLATFORM__CLIENT_SECRET" in problems
     assert not (tmp_path / "credentials").exists()  # no dev credentials for a real org
+
+
+def test_an_unusable_state_dir_is_a_configuration_problem(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    settings = Settings(state_dir=blocker / "state", platform=PlatformSettings(mode="embedded"))
+    with pytest.raises(ConfigError) as info, open_platform(settings):
+        pass
+    assert info.value.problems[0].startswith("state_dir: cannot keep development credentials")
