@@ -198,6 +198,25 @@ def _failed_output(message: str) -> Any:
     )
 
 
+def _over_threshold(flow: dict[str, Any], failed: int, total: int) -> str | None:
+    """The failure message when failed records exceed `options.partialIngestionPercent`.
+
+    Without that option every batch is ingested partially (an emulator simplification, see
+    docs/emulator.md); with it, a run whose failed share is above the threshold fails and
+    nothing of it lands, as the option's spec text says.
+    """
+    percent = (flow.get("options") or {}).get("partialIngestionPercent")
+    if not isinstance(percent, (int, float)) or isinstance(percent, bool) or not total:
+        return None
+    share = failed * 100 / total
+    if share <= percent:
+        return None
+    return (
+        f"Partial ingestion threshold exceeded: {failed} of {total} records failed "
+        f"({share:.1f}% > {percent}%); the batch was not ingested."
+    )
+
+
 def _record(
     tx: Tx,
     scope: Scope,
@@ -211,6 +230,9 @@ def _record(
         {"file": e.file, "line": e.line, "code": e.code, "message": e.message, "raw": e.raw}
         for e in output.errors
     ]
+    source_failed = output.failure is not None
+    threshold = None if source_failed else _over_threshold(flow, len(errors), output.input_count)
+    failure = output.failure or threshold
     fmt = str((inputs["source"].get("data") or {}).get("format", "json"))
     batch = write_batch(
         tx,
@@ -221,19 +243,21 @@ def _record(
         input_format=fmt,
         flow_id=flow["id"],
         run_id=run["id"],
-        failure=output.failure,
+        failure=failure,
     )
     completed = now_ms()
-    failed = output.failure is not None or (bool(errors) and not output.records)
+    failed = failure is not None or (bool(errors) and not output.records)
     status = "failed" if failed else "success"
     record_summary = {
         "inputRecordCount": output.input_count,
-        "outputRecordCount": 0 if output.failure else len(output.records),
+        "outputRecordCount": 0 if failure else len(output.records),
         "failedRecordCount": len(errors),
     }
-    status_errors = (
-        [{"code": "CONNECTOR-1001-500", "message": output.failure}] if output.failure else []
-    )
+    status_errors = []
+    if source_failed:
+        status_errors = [{"code": "CONNECTOR-1001-500", "message": output.failure}]
+    elif threshold:
+        status_errors = [{"code": "INGEST-1212-400", "message": threshold}]
     row_error_url = f"/data/foundation/export/batches/{batch['id']}/meta?path=row_errors"
     extensions: dict[str, Any] = {}
     if errors:
@@ -273,8 +297,8 @@ def _record(
             },
             "fileSummary": files,
             "statusSummary": {
-                "status": "failed" if output.failure else "success",
-                "errors": status_errors,
+                "status": "failed" if source_failed else "success",
+                "errors": status_errors if source_failed else [],
             },
         },
         {

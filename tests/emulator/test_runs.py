@@ -95,7 +95,11 @@ def wait_run(
 
 
 def _sftp_flow(
-    http: httpx.Client, headers: dict[str, str], server: Sshd, folder: str
+    http: httpx.Client,
+    headers: dict[str, str],
+    server: Sshd,
+    folder: str,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     schema = create_schema(http, headers, f"Loyalty {folder}", properties=PROPS)
     dataset = create_dataset(http, headers, f"loyalty-{folder}", schema["$id"])
@@ -159,6 +163,7 @@ def _sftp_flow(
                 {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
             ],
             "scheduleParams": {"startTime": str(int(time.time())), "frequency": "once"},
+            **({"options": options} if options else {}),
         },
     )["id"]
     return {"flow": flow, "dataset": dataset, "base": base}
@@ -310,3 +315,102 @@ def test_stripe_flow_runs_over_fixtures_and_explore(
     assert {r["chargeId"] for r in preview} == {
         json.loads(line)["id"] for line in fixture.read_text().splitlines()
     }
+
+
+def test_partial_ingestion_threshold_fails_the_run(
+    session: tuple[httpx.Client, dict[str, str]], rsa_sshd: Sshd
+) -> None:
+    http, headers = session
+    (rsa_sshd.landing / "strict").mkdir()
+    (rsa_sshd.landing / "strict" / "loyalty.csv").write_text(CSV)
+    options = {"errorDiagnosticsEnabled": True, "partialIngestionPercent": 5}
+    chain = _sftp_flow(http, headers, rsa_sshd, "strict", options)
+    [run] = wait_run(http, headers, chain["flow"])
+    summary = run["metrics"]["statusSummary"]
+    assert summary["status"] == "failed"
+    assert summary["errors"][0]["code"] == "INGEST-1212-400"
+    assert run["metrics"]["recordSummary"] == {
+        "inputRecordCount": 4,
+        "outputRecordCount": 0,
+        "failedRecordCount": 1,
+    }
+    batches = call(http, "GET", f"{CATALOG}/batches?dataSet={chain['dataset']}", headers, 200)
+    [batch] = batches.values()
+    assert batch["status"] == "failed" and batch["recordCount"] == 0
+    preview = call(http, "GET", f"{EXPORT}/datasets/{chain['dataset']}/preview", headers, 200)
+    assert preview["data"] == []
+
+
+def test_clock_scale_runs_minute_schedules_fast(tmp_path: Path) -> None:
+    with (
+        EmbeddedEmulator(tmp_path / "aep", clock_scale=3600) as emu,
+        httpx.Client(base_url=emu.base_url, timeout=30) as http,
+    ):
+        token = http.post(
+            "/ims/token/v3",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": DEFAULT_CLIENT_ID,
+                "client_secret": DEFAULT_CLIENT_SECRET,
+            },
+        ).json()["access_token"]
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "x-api-key": DEFAULT_CLIENT_ID,
+            "x-gw-ims-org-id": ORG,
+            "x-sandbox-name": SANDBOX,
+        }
+        base = call(
+            http,
+            "POST",
+            f"{FS}/connections",
+            headers,
+            201,
+            json={
+                "name": "Stripe",
+                "connectionSpec": {"id": STRIPE, "version": "1.0"},
+                "auth": {"specName": "OAuth2 Refresh Code", "params": {"accessToken": "sk"}},
+            },
+        )["id"]
+        source = call(
+            http,
+            "POST",
+            f"{FS}/sourceConnections",
+            headers,
+            201,
+            json={
+                "name": "refunds",
+                "baseConnectionId": base,
+                "connectionSpec": {"id": STRIPE, "version": "1.0"},
+                "data": {"format": "json"},
+                "params": {"resourcePath": "refunds"},
+            },
+        )["id"]
+        schema = create_schema(http, headers, "Refunds", identity=None, union=False)
+        dataset = create_dataset(http, headers, "refunds", schema["$id"])
+        target = create_target(http, headers, dataset, schema["$id"])
+        flow = call(
+            http,
+            "POST",
+            f"{FS}/flows",
+            headers,
+            201,
+            json={
+                "name": "refunds every 15 minutes",
+                "flowSpec": {"id": REST_FLOW, "version": "1.0"},
+                "sourceConnectionIds": [source],
+                "targetConnectionIds": [target],
+                "scheduleParams": {
+                    "startTime": "1710267858",
+                    "frequency": "minute",
+                    "interval": 15,
+                },
+            },
+        )["id"]
+        runs = wait_run(http, headers, flow, count=3, timeout_s=20)
+        assert all(r["metrics"]["statusSummary"]["status"] == "success" for r in runs)
+        call(http, "POST", f"{FS}/flows/{flow}/action?op=disable", headers, 200)
+        time.sleep(0.6)
+        before = len(wait_run(http, headers, flow, count=3))
+        time.sleep(1.0)
+        assert len(wait_run(http, headers, flow, count=3)) == before
