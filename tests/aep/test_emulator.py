@@ -388,3 +388,54 @@ def test_a_short_lived_token_is_renewed_ahead_of_expiry(tmp_path: Path) -> None:
         # renewed before the emulator ever refused the token: no 401 on the wire
         assert c.auth.renewals >= 2
         assert {x.status for x in exchanges} == {200}
+
+
+def test_http_mode_against_aep_emulator_serve(tmp_path: Path) -> None:
+    """`aep-emulator serve` in its own process; the client registers its dev credentials."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.aep.server import free_port
+
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AEP_")}
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "aep-emulator"),
+            "serve",
+            "--port",
+            str(port),
+            "--state",
+            str(tmp_path / "emu"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environ,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url + "/_emulator/state", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "emulator did not start"
+                time.sleep(0.1)
+        settings = Settings(
+            state_dir=tmp_path / "client",
+            platform=PlatformSettings(
+                mode="http", gateway_url=url, ims_url=url, inlet_url=url, org_id=ORG, sandbox="prod"
+            ),
+        )
+        with open_platform(settings) as opened:
+            assert opened.dev_credentials is not None
+            assert opened.client.schemas.tenant_id()
+            assert opened.client.auth.renewals == 1
+        # the state dump masks the registered secret
+        state = httpx.get(url + "/_emulator/state", timeout=5).text
+        assert opened.dev_credentials.client_secret not in state
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
