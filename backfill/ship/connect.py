@@ -28,6 +28,7 @@ from backfill.ship.errors import (
     UnknownHostKey,
 )
 from backfill.ship.hostkeys import fingerprint, host_entry_name
+from backfill.ship.pipeline import install_zero_copy_send
 from config.settings import SftpSettings
 
 __all__ = [
@@ -320,6 +321,7 @@ def open_connection(spec: ConnectSpec) -> SftpConnection:
                 transport, window_size=READ_WINDOW, max_packet_size=READ_PACKET
             )
             assert sftp is not None
+            install_zero_copy_send(sftp)
             sftp.get_channel().settimeout(spec.timeout_s)  # type: ignore[union-attr]
             size = _query_request_size(sftp) if spec.large_requests else DEFAULT_REQUEST_SIZE
     except ShipError as exc:

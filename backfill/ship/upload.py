@@ -22,7 +22,9 @@ import contextlib
 import hashlib
 import logging
 import posixpath
+import queue
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,6 +74,33 @@ class Delivered:
     sha256: str
     resumed_from: int
     renamed_by: Literal["posix-rename", "rename", "rename-unique", "already-there"]
+
+
+class _BackgroundSha256:
+    """sha256 computed on another thread: hashlib releases the GIL on large buffers, so the
+    local hash overlaps with paramiko's packet work instead of adding to it."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self._t = threading.Thread(target=self._run, name="ship-sha256", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while (data := self._q.get()) is not None:
+            self._h.update(data)
+
+    def update(self, data: bytes) -> None:
+        self._q.put(data)
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._h.hexdigest()
+
+    def close(self) -> None:
+        if self._t.is_alive():
+            self._q.put(None)
+            self._t.join()
 
 
 def _stat_size(conn: SftpConnection, path: str) -> int | None:
@@ -171,8 +200,10 @@ def deliver_once(
             journal.put(key, entry)
         remote_size = _stat_size(conn, entry.temp_path)
         offset = min(remote_size or 0, entry.confirmed)
-        h = hashlib.sha256()
-        with src.upload_path.open("rb") as local:
+        h = _BackgroundSha256()
+        with contextlib.ExitStack() as stack:
+            stack.callback(h.close)
+            local = stack.enter_context(src.upload_path.open("rb"))
             if offset:
                 remaining = offset
                 while remaining:
