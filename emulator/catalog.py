@@ -77,7 +77,15 @@ def _schema(tx: Tx, t: Tenant, schema_id: str) -> dict[str, Any] | None:
     return None
 
 
+def _check_tags(tags: Any) -> None:
+    if not isinstance(tags, dict) or not all(
+        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in tags.values()
+    ):
+        raise CatalogError("'tags' must map each tag name to a list of strings.")
+
+
 def _check_profile(tx: Tx, t: Tenant, dataset: dict[str, Any]) -> None:
+    _check_tags(dataset.get("tags", {}))
     if not profiles.is_profile_enabled(dataset):
         return
     schema_id = (dataset.get("schemaRef") or {}).get("id", "")
@@ -114,6 +122,7 @@ async def create_dataset(request: Request) -> JSONResponse:
     ref = body.get("schemaRef")
     if not isinstance(ref, dict) or not isinstance(ref.get("id"), str):
         raise CatalogError("Field 'schemaRef' with 'id' and 'contentType' is required.")
+    _check_tags(body.get("tags") or {})
     t = tenant(request)
     with app_context(request).store.tx() as tx:
         if _schema(tx, t, ref["id"]) is None:
@@ -185,7 +194,9 @@ async def patch_dataset(request: Request) -> JSONResponse:
         elif isinstance(body, dict):
             patched = dict(dataset)
             for key, value in body.items():
-                if key == "tags" and isinstance(value, dict):
+                if key == "tags" and not isinstance(value, dict):
+                    raise CatalogError("'tags' must be an object of tag name -> list of values.")
+                if key == "tags":
                     patched["tags"] = {**dataset.get("tags", {}), **value}
                 else:
                     patched[key] = value

@@ -223,6 +223,8 @@ async def preview(request: Request) -> JSONResponse:
         **mapping_set,
         "mappings": [normalise_mapping(n, m) for n, m in enumerate(mapping_set["mappings"])],
     }
+    if not all(isinstance(row, dict) for row in body["data"]):
+        raise CatalogError("Every entry of 'data' must be a JSON object.", code="MAPPER-1001")
     out: list[dict[str, Any]] = []
     for row in body["data"]:
         try:

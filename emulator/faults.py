@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.store import Store
@@ -37,6 +37,15 @@ class FaultSpec(BaseModel):
     latency_ms: int = Field(default=0, ge=0, le=120_000)
     drop: Literal["before", "after"] | None = None
     commit: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"path is not a valid regular expression: {exc}") from None
+        return value
 
 
 class FaultMiddleware:
