@@ -39,7 +39,7 @@ from backfill.validate.structure import (
     read_header,
     scan_structure,
 )
-from backfill.validate.values import output_value, typed_value
+from backfill.validate.values import output_value, stage_one, stage_two
 
 __all__ = ["DEFAULT_MAX_REJECT_RATE", "ValidateOptions", "validate_files"]
 
@@ -271,18 +271,26 @@ def _duplicates(files: list[_Prepared]) -> tuple[pl.Series, dict[str, pl.Series]
 def _main_pass(
     p: _Prepared, dup_keys: pl.Series, dup_values: dict[str, pl.Series], cutover: datetime | None
 ) -> None:
+    """Evaluate every rule in one streaming query and write valid/rejected/excluded/pending rows.
+
+    Per row only booleans and the index of the first failed error rule are computed; the rule
+    name, column and value text are built after filtering, on rejected rows only.
+    """
     c = p.contract
     p.env = replace(p.env, duplicated=dup_values)
     env = p.env
     checks = build_checks(env, c)
     p.checks = checks
-    lf = _frame(p).with_columns(
-        [typed_value(col, locale=env.locale, tz=env.tz.get(col.name, "UTC")) for col in c.columns]  # type: ignore[arg-type]
+    lf = (
+        _frame(p)
+        .with_columns(stage_one(c, locale=env.locale, tz=env.tz))  # type: ignore[arg-type]
+        .with_columns(stage_two(c))
     )
     lf = lf.with_columns([chk.failed for chk in checks])
     rec = pl.col("__rec")
     st = p.structure
     struct_map = {pr.rec: pr.rule for pr in st.problems if pr.rec < st.readable_records}
+    struct_hit = rec.is_in(list(struct_map))
     excl: pl.Expr = pl.when(rec.is_in(st.blank_recs)).then(pl.lit("blank_line"))
     for ex in c.exclude:
         t = text_col(ex.column).str.strip_chars().str.to_lowercase()
@@ -292,22 +300,18 @@ def _main_pass(
         excl = excl.when(pl.col(f"__v_{c.event_time}") >= cut).then(pl.lit("after_cutover"))
     errors = [chk for chk in checks if chk.level == "error"]
     warnings = [chk for chk in checks if chk.level == "warning"]
-    err_rule: pl.Expr = pl.when(rec.is_in(list(struct_map))).then(
-        rec.replace_strict(struct_map, default=None, return_dtype=pl.String)
+
+    def hit(chk: Check) -> pl.Expr:
+        return pl.col(chk.failed.meta.output_name())
+
+    first_error = (
+        pl.coalesce([pl.when(hit(chk)).then(pl.lit(i, pl.Int32)) for i, chk in enumerate(errors)])
+        if errors
+        else pl.lit(None, pl.Int32)
     )
-    err_col: pl.Expr = pl.when(rec.is_in(list(struct_map))).then(pl.lit(""))
-    err_val: pl.Expr = pl.when(rec.is_in(list(struct_map))).then(pl.lit(""))
-    struct_hit = rec.is_in(list(struct_map))
-    for chk in errors:
-        hit = pl.col(chk.failed.meta.output_name())
-        err_rule = err_rule.when(hit).then(pl.lit(chk.rule))
-        err_col = err_col.when(hit).then(pl.lit(chk.column))
-        err_val = err_val.when(hit).then(chk.value)
     lf = lf.with_columns(
         __excl=pl.when(struct_hit).then(None).otherwise(excl.otherwise(None)),
-        __rule=err_rule.otherwise(None),
-        __col=err_col.otherwise(None),
-        __val=err_val.otherwise(None).cast(pl.String),
+        __err=first_error,
         __key=_key(c),
     )
     outcome = (
@@ -315,26 +319,44 @@ def _main_pass(
         .then(pl.lit("rejected"))
         .when(pl.col("__excl").is_not_null())
         .then(pl.lit("excluded"))
-        .when(pl.col("__rule").is_not_null())
+        .when(pl.col("__err").is_not_null())
         .then(pl.lit("rejected"))
         .when(pl.col("__key").is_in(dup_keys.implode()))
         .then(pl.lit("pending"))
         .otherwise(pl.lit("valid"))
     )
     lf = lf.with_columns(__outcome=outcome)
-    out_cols = [output_value(col, locale=env.locale) for col in c.columns]  # type: ignore[arg-type]
+    out_cols = [output_value(col) for col in c.columns]
     passthrough = [pl.col(h) for h in _passthrough(p)]
     o = pl.col("__outcome")
     valid_path = p.result.valid_path
     assert valid_path is not None
+    err = pl.col("__err")
+    rule_of = {i: chk.rule for i, chk in enumerate(errors)}
+    col_of = {i: chk.column for i, chk in enumerate(errors)}
+    rejects = lf.filter(o == "rejected").select(
+        "__rec",
+        __rule=pl.when(struct_hit)
+        .then(rec.replace_strict(struct_map, default=None, return_dtype=pl.String))
+        .otherwise(err.replace_strict(rule_of, default=None, return_dtype=pl.String)),
+        __col=pl.when(struct_hit)
+        .then(pl.lit(""))
+        .otherwise(err.replace_strict(col_of, default=None, return_dtype=pl.String)),
+        __val=pl.when(struct_hit)
+        .then(pl.lit(""))
+        .otherwise(
+            pl.coalesce(
+                [pl.when(err == i).then(chk.value.cast(pl.String)) for i, chk in enumerate(errors)]
+                or [pl.lit("")]
+            )
+        ),
+    )
     text_cols = [pl.col(col.name).fill_null("") for col in c.columns] + [
         h.fill_null("") for h in passthrough
     ]
     queries: list[pl.LazyFrame] = [
         lf.filter(o == "valid").select(out_cols + passthrough).sink_csv(valid_path, lazy=True),
-        lf.filter(o == "rejected")
-        .select("__rec", "__rule", "__col", "__val")
-        .sink_parquet(p.work / "rejects.parquet", lazy=True),
+        rejects.sink_parquet(p.work / "rejects.parquet", lazy=True),
         lf.filter(o == "excluded")
         .select("__rec", "__excl", "__key")
         .sink_parquet(p.work / "excluded.parquet", lazy=True),
@@ -347,12 +369,12 @@ def _main_pass(
             *passthrough,
         )
         .sink_parquet(p.work / "pending.parquet", lazy=True),
-        lf.group_by("__outcome", pl.coalesce("__excl", "__rule").alias("__why")).len(),
+        lf.group_by("__outcome").len(),
     ]
     ok = o.is_in(["valid", "pending"])
     if warnings:
         items = [
-            pl.when(pl.col(w.failed.meta.output_name())).then(
+            pl.when(hit(w)).then(
                 pl.struct(
                     rule=pl.lit(w.rule), column=pl.lit(w.column), value=w.value.cast(pl.String)
                 )
@@ -360,19 +382,16 @@ def _main_pass(
             for w in warnings
         ]
         queries.append(
-            lf.filter(ok)
+            lf.filter(ok & pl.any_horizontal([hit(w) for w in warnings]))
             .select("__rec", __w=pl.concat_list(items).list.drop_nulls())
-            .filter(pl.col("__w").list.len() > 0)
             .explode("__w")
             .unnest("__w")
             .sink_parquet(p.work / "warnings.parquet", lazy=True)
         )
-        queries.append(
-            lf.filter(ok).select([pl.col(w.failed.meta.output_name()).sum() for w in warnings])
-        )
+        queries.append(lf.filter(ok).select([hit(w).sum() for w in warnings]))
     out = pl.collect_all(queries, engine="streaming")
-    for why_outcome, why, n in out[4].iter_rows():
-        p.counts[(why_outcome, why or "")] = int(n)
+    for why_outcome, n in out[4].iter_rows():
+        p.counts[(why_outcome, "")] = int(n)
     if warnings:
         sums = out[-1].row(0)
         for w, n in zip(warnings, sums, strict=True):

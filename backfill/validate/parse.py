@@ -2,9 +2,10 @@
 
 Traps this module exists for (issue 4): casting "29.905" to a 2-place decimal gives 29.90 even
 with strict=True, "1e3" casts to a decimal, `strptime` rolls 23:59:60 over to the next day and
-accepts "2024-1-5 1:2:3". So every value is matched against an exact pattern first, amounts are
-converted to integer minor units with integer arithmetic (no float, no decimal cast), and a
-parsed datetime is formatted back and compared with its text, which catches any roll-over.
+accepts "2024-1-5 1:2:3". So every value is matched against an exact pattern first: amounts
+must be plain numbers whose significant decimals fit the currency's exponent before they are
+cast (then the decimal cast is exact; see values.py), and every datetime field is range-checked
+before `strptime` sees it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ __all__ = [
     "blank",
     "currency_exponent",
     "datetime_parts",
-    "money_minor_units",
     "normalise_number",
-    "number_scale",
     "parse_datetime",
 ]
 
@@ -30,7 +29,6 @@ NUMBER_PATTERNS: dict[NumberLocale, str] = {
     "en": r"^-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$",
     "de": r"^-?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$",
 }
-_MAX_INT_DIGITS = 15  # integer part of an amount; more cannot be held in minor units safely
 
 _DT_PATTERNS: dict[DatetimeFormat, str] = {
     "ymd_hm": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$",
@@ -60,43 +58,10 @@ def normalise_number(text: pl.Expr, locale: NumberLocale) -> pl.Expr:
     return pl.when(ok).then(norm)
 
 
-def number_scale(plain: pl.Expr) -> pl.Expr:
-    """Significant decimal places of plain number text (`29.900` -> 2)."""
-    frac = plain.str.extract(r"\.(\d+)$", 1).fill_null("")
-    return frac.str.strip_chars_end("0").str.len_chars().cast(pl.Int64)
-
-
 def currency_exponent(code: pl.Expr) -> pl.Expr:
-    """Minor-unit exponent per row from a currency-code column (2 unless listed)."""
-    c = code.str.strip_chars().str.to_lowercase()
-    return (
-        pl.when(c.is_in(list(ZERO_DECIMAL)))
-        .then(pl.lit(0, pl.Int64))
-        .when(c.is_in(list(THREE_DECIMAL)))
-        .then(pl.lit(3, pl.Int64))
-        .otherwise(pl.lit(2, pl.Int64))
-    )
-
-
-def money_minor_units(plain: pl.Expr, exp: pl.Expr) -> pl.Expr:
-    """Plain decimal text -> integer minor units for exponent `exp` (integer arithmetic only).
-
-    The caller has checked the scale; digits beyond `exp` are zeros and are dropped. Null when
-    the integer part is too long to convert.
-    """
-    neg = plain.str.starts_with("-")
-    digits = plain.str.strip_prefix("-")
-    int_txt = digits.str.extract(r"^(\d+)", 1)
-    int_part = pl.when(int_txt.str.len_chars() <= _MAX_INT_DIGITS).then(
-        int_txt.cast(pl.Int64, strict=False)
-    )
-    frac3 = pl.concat_str(
-        [digits.str.extract(r"\.(\d+)$", 1).fill_null(""), pl.lit("000")]
-    ).str.slice(0, 3)
-    milli = int_part * 1000 + frac3.cast(pl.Int64, strict=False)
-    factor = pl.when(exp == 0).then(1000).when(exp == 3).then(1).otherwise(10).cast(pl.Int64)
-    minor = milli // factor
-    return pl.when(neg).then(-minor).otherwise(minor)
+    """Minor-unit exponent per row from a lower-cased currency code (2 unless listed)."""
+    special = {c: 0 for c in ZERO_DECIMAL} | {c: 3 for c in THREE_DECIMAL}
+    return code.replace_strict(special, default=2, return_dtype=pl.Int64)
 
 
 def datetime_parts(
@@ -144,6 +109,9 @@ def datetime_parts(
     return matched.fill_null(False), canon, offset, epoch
 
 
+_VALID_FIELDS = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]) ([01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
+
+
 def parse_datetime(
     text: pl.Expr, formats: tuple[DatetimeFormat, ...], tz: str
 ) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
@@ -151,24 +119,27 @@ def parse_datetime(
 
     Returns:
         (format_ok, real, value): `format_ok` the text has a declared form; `real` the wall
-        clock exists (no 23:59:60, no 30 February, no time skipped by a DST change); `value` the
-        instant in UTC (null when either is false).
+        clock exists (no 23:59:60 or 24:00, no 30 February, no local time skipped by a DST
+        change); `value` the instant in UTC (null when either is false).
+
+    Every field is range-checked by a pattern before `strptime` (which would roll 23:59:60
+    over to the next day); `strptime` itself returns null for a day the month does not have.
     """
     matched, canon, offset, epoch = datetime_parts(text, formats)
-    naive = canon.str.strptime(pl.Datetime("us"), _CANON, strict=False)
-    round_trip = naive.dt.strftime(_CANON) == canon
-    local = naive.dt.replace_time_zone(
-        tz, ambiguous="null", non_existent="null"
-    ).dt.convert_time_zone("UTC")
-    from_offset = (naive - pl.duration(seconds=offset)).dt.replace_time_zone("UTC")
-    from_epoch = pl.from_epoch(epoch, time_unit="s").dt.replace_time_zone("UTC")
-    value = (
-        pl.when(epoch.is_not_null())
-        .then(from_epoch)
-        .when(offset.is_not_null() & round_trip)
-        .then(from_offset)
-        .when(round_trip)
-        .then(local)
-    )
-    real = (epoch.is_not_null() | round_trip).fill_null(False) & value.is_not_null()
+    fields_ok = canon.str.contains(_VALID_FIELDS)
+    naive = pl.when(fields_ok).then(canon.str.strptime(pl.Datetime("us"), _CANON, strict=False))
+    if tz == "UTC":
+        local = naive.dt.replace_time_zone("UTC")
+    else:
+        local = naive.dt.replace_time_zone(
+            tz, ambiguous="null", non_existent="null"
+        ).dt.convert_time_zone("UTC")
+    value: pl.Expr = local
+    if any(f == "iso_offset" for f in formats):
+        from_offset = (naive - pl.duration(seconds=offset)).dt.replace_time_zone("UTC")
+        value = pl.when(offset.is_not_null()).then(from_offset).otherwise(value)
+    if "unix" in formats:
+        from_epoch = pl.from_epoch(epoch, time_unit="s").dt.replace_time_zone("UTC")
+        value = pl.when(epoch.is_not_null()).then(from_epoch).otherwise(value)
+    real = value.is_not_null()
     return matched, real, value

@@ -13,11 +13,23 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from backfill.contracts.currencies import ISK_WHOLE_UNITS, KNOWN_CURRENCIES, THREE_DECIMAL
+from backfill.contracts.currencies import ISK_WHOLE_UNITS, KNOWN_CURRENCIES
 from backfill.contracts.model import ColumnSpec, Contract, Level, RuleSpec, UniqueSpec
 from backfill.validate import parse
 
-__all__ = ["Check", "ColumnEnv", "build_checks", "text_col", "typed_col", "unique_value"]
+__all__ = [
+    "Check",
+    "ColumnEnv",
+    "build_checks",
+    "cur_col",
+    "exp_col",
+    "matched_col",
+    "plain_col",
+    "scale_col",
+    "text_col",
+    "typed_col",
+    "unique_value",
+]
 
 _SCIENTIFIC = r"^[+-]?\d+([.,]\d+)?[eE][+-]?\d+$"
 _OPS = {
@@ -36,8 +48,37 @@ def text_col(name: str) -> pl.Expr:
 
 
 def typed_col(name: str) -> pl.Expr:
-    """The typed value of canonical column `name` (added by the engine)."""
+    """The typed value of canonical column `name` (stage two, or stage one for datetimes)."""
     return pl.col(f"__v_{name}")
+
+
+def plain_col(name: str) -> pl.Expr:
+    """Number text of `name` without locale separators (null when not a number)."""
+    return pl.col(f"__p_{name}")
+
+
+def scale_col(name: str) -> pl.Expr:
+    """Significant decimal places of amount `name`."""
+    return pl.col(f"__s_{name}")
+
+
+def matched_col(name: str) -> pl.Expr:
+    """Whether datetime text `name` has one of its declared forms."""
+    return pl.col(f"__m_{name}")
+
+
+def cur_col(key: str) -> pl.Expr:
+    """Lower-cased currency code for a money column's currency key."""
+    return pl.col(f"__c_{key}")
+
+
+def exp_col(key: str) -> pl.Expr:
+    """Minor-unit exponent for a money column's currency key."""
+    return pl.col(f"__x_{key}")
+
+
+def _ckey(col: ColumnSpec) -> str:
+    return f"{col.currency}|{col.currency_fallback or ''}"
 
 
 @dataclass(frozen=True)
@@ -157,8 +198,7 @@ def rule_currency_code(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_number_format(env: ColumnEnv, col: ColumnSpec) -> Check:
     """A money/decimal value is not a number in the contract's locale (`1e3`, `12,50` in plain)."""
-    t = text_col(col.name)
-    failed = ~parse.blank(t) & parse.normalise_number(t, env.locale).is_null()  # type: ignore[arg-type]
+    failed = ~parse.blank(text_col(col.name)) & plain_col(col.name).is_null()
     return _check(
         env,
         col,
@@ -168,17 +208,9 @@ def rule_number_format(env: ColumnEnv, col: ColumnSpec) -> Check:
     )
 
 
-def _exp(col: ColumnSpec) -> pl.Expr:
-    cur = text_col(col.currency or "")
-    if col.currency_fallback:
-        cur = pl.when(parse.blank(cur)).then(text_col(col.currency_fallback)).otherwise(cur)
-    return parse.currency_exponent(cur)
-
-
 def rule_money_scale(env: ColumnEnv, col: ColumnSpec) -> Check:
     """More decimal places than the currency has (`29.905` USD, `12.5` JPY)."""
-    plain = parse.normalise_number(text_col(col.name), env.locale)  # type: ignore[arg-type]
-    failed = plain.is_not_null() & (parse.number_scale(plain) > _exp(col))
+    failed = plain_col(col.name).is_not_null() & (scale_col(col.name) > exp_col(_ckey(col)))
     return _check(
         env,
         col,
@@ -190,12 +222,8 @@ def rule_money_scale(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_money_range(env: ColumnEnv, col: ColumnSpec) -> Check:
     """The amount is too large to convert to minor units."""
-    plain = parse.normalise_number(text_col(col.name), env.locale)  # type: ignore[arg-type]
-    failed = (
-        plain.is_not_null()
-        & typed_col(col.name).is_null()
-        & (parse.number_scale(plain) <= _exp(col))
-    )
+    ok_scale = scale_col(col.name) <= exp_col(_ckey(col))
+    failed = plain_col(col.name).is_not_null() & typed_col(col.name).is_null() & ok_scale
     return _check(env, col, "money_range", failed, f"{env.label(col.name)} is too large")
 
 
@@ -232,8 +260,7 @@ def rule_maximum(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_three_decimal(env: ColumnEnv, col: ColumnSpec) -> Check:
     """Three-decimal currencies: Stripe needs the last minor digit to be 0."""
-    cur = text_col(col.currency or "").str.strip_chars().str.to_lowercase()
-    failed = cur.is_in(sorted(THREE_DECIMAL)) & (typed_col(col.name) % 10 != 0)
+    failed = (exp_col(_ckey(col)) == 3) & (typed_col(col.name) % 10 != 0)
     return _check(
         env,
         col,
@@ -246,8 +273,7 @@ def rule_three_decimal(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_isk_whole(env: ColumnEnv, col: ColumnSpec) -> Check:
     """ISK amounts must be whole krónur."""
-    cur = text_col(col.currency or "").str.strip_chars().str.to_lowercase()
-    failed = (cur == ISK_WHOLE_UNITS) & (typed_col(col.name) % 100 != 0)
+    failed = (cur_col(_ckey(col)) == ISK_WHOLE_UNITS) & (typed_col(col.name) % 100 != 0)
     return _check(
         env,
         col,
@@ -275,12 +301,11 @@ def rule_bool_format(env: ColumnEnv, col: ColumnSpec) -> Check:
 def rule_datetime_format(env: ColumnEnv, col: ColumnSpec) -> Check:
     """The text is not in one of the declared datetime forms (`8/6/2026 12:00`, `2024-1-5`)."""
     t = text_col(col.name)
-    matched, _, _, _ = parse.datetime_parts(t, col.formats)
     return _check(
         env,
         col,
         "datetime_format",
-        ~parse.blank(t) & ~matched,
+        ~parse.blank(t) & ~matched_col(col.name),
         f"{env.label(col.name)} is not in the form {' or '.join(col.formats)}",
     )
 
@@ -288,8 +313,7 @@ def rule_datetime_format(env: ColumnEnv, col: ColumnSpec) -> Check:
 def rule_datetime_invalid(env: ColumnEnv, col: ColumnSpec) -> Check:
     """Right form, impossible instant: 23:59:60, 30 February, a local time skipped by DST."""
     t = text_col(col.name)
-    matched, _, _, _ = parse.datetime_parts(t, col.formats)
-    failed = ~parse.blank(t) & matched & typed_col(col.name).is_null()
+    failed = ~parse.blank(t) & matched_col(col.name) & typed_col(col.name).is_null()
     return _check(
         env,
         col,

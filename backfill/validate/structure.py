@@ -95,24 +95,40 @@ def scan_structure(path: Path, n_fields: int, *, ends_with_newline: bool) -> Str
         ends_with_newline: whether the last byte is a newline (else the last line may be cut).
     """
     line = pl.col("line")
-    q = line.str.count_matches('"', literal=True).fill_null(0)
-    commas = (
-        pl.when(q > 0)
-        .then(line.str.replace_all(_QUOTED, "").str.count_matches(",", literal=True))
-        .otherwise(line.str.count_matches(",", literal=True))
-        .fill_null(0)
+    q = line.str.count_matches('"', literal=True).fill_null(0).cast(pl.Int64)
+    lines = physical_lines(path).with_row_index("line_no", offset=1)
+    # Commas inside quotes are only worked out on lines that have quotes (a regex per line
+    # would cost more than the rest of the pass); both queries share one read of the file.
+    counts, quoted = pl.collect_all(
+        [
+            lines.select(
+                pl.col("line_no").cast(pl.Int64).alias("line"),
+                q=q,
+                commas=line.str.count_matches(",", literal=True).fill_null(0).cast(pl.Int64),
+                blank=line.is_null(),
+            ),
+            lines.filter(q > 0).select(
+                pl.col("line_no").cast(pl.Int64),
+                unquoted=line.str.replace_all(_QUOTED, "")
+                .str.count_matches(",", literal=True)
+                .cast(pl.Int64),
+            ),
+        ],
+        engine="streaming",
     )
-    per_line = (
-        physical_lines(path)
-        .select(q=q.cast(pl.Int64), commas=commas.cast(pl.Int64), blank=line.is_null())
-        .collect(engine="streaming")
-    )
+    per_line = counts if counts["line"].is_sorted() else counts.sort("line")
+    if quoted.height:
+        per_line = (
+            per_line.join(
+                quoted, left_on="line", right_on="line_no", how="left", maintain_order="left"
+            )
+            .with_columns(commas=pl.coalesce("unquoted", "commas"))
+            .drop("unquoted")
+        )
     n_lines = per_line.height
     if n_lines == 0:
         return Structure(n_records=0)
-    per_line = per_line.with_row_index("line", offset=1).with_columns(
-        cont=((pl.col("q").cum_sum() - pl.col("q")) % 2 == 1)
-    )
+    per_line = per_line.with_columns(cont=((pl.col("q").cum_sum() - pl.col("q")) % 2 == 1))
     per_line = per_line.with_columns(rec=(~pl.col("cont")).cum_sum().cast(pl.Int64) - 2)
     unterminated = int(per_line["q"].sum()) % 2 == 1
     n_records = int(per_line["rec"].max()) + 1  # type: ignore[arg-type]

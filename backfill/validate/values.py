@@ -1,59 +1,131 @@
-"""Typed values of contract columns, and their output form for the destination.
+"""Typed values of contract columns, computed once per column in stages, and their output form.
 
-Typed values are null whenever the text is not valid, so they can be used by cross-column
-rules without re-checking. The output conversions turn them into what the destination expects:
-integer minor units, Unix seconds (Stripe `created`), ISO 8601 UTC, lower-case codes, API enum
-values.
+Stage 1 (`stage_one`): per currency column the lower-cased code and its exponent; per number
+column its plain text (locale separators removed; null when the text is not a number); per
+datetime column whether the text has a declared form and the parsed UTC instant. Stage 2
+(`stage_two`): scale of amounts and the typed values `__v_<name>` (null whenever the text is
+invalid, so cross-column rules need no re-checking). Rules read these columns instead of
+re-deriving them, so each string operation runs once per cell.
+
+The output conversions turn typed values into what the destination expects: integer minor
+units, Unix seconds (Stripe `created`), ISO 8601 UTC, lower-case codes, API enum values.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from backfill.contracts.model import ColumnSpec, NumberLocale
+from backfill.contracts.model import ColumnSpec, Contract, NumberLocale
 from backfill.validate import parse
-from backfill.validate.rules import text_col, typed_col
+from backfill.validate.rules import (
+    cur_col,
+    exp_col,
+    matched_col,
+    plain_col,
+    scale_col,
+    text_col,
+    typed_col,
+)
 
-__all__ = ["output_value", "typed_value"]
+__all__ = ["currency_key", "output_value", "stage_one", "stage_two"]
 
-
-def _exp(col: ColumnSpec) -> pl.Expr:
-    cur = text_col(col.currency or "")
-    if col.currency_fallback:
-        cur = pl.when(parse.blank(cur)).then(text_col(col.currency_fallback)).otherwise(cur)
-    return parse.currency_exponent(cur)
-
-
-def typed_value(col: ColumnSpec, *, locale: NumberLocale, tz: str) -> pl.Expr:
-    """The typed value of `col` (null when empty or invalid), named `__v_<name>`."""
-    t = text_col(col.name)
-    if col.type == "money":
-        plain = parse.normalise_number(t, locale)
-        exp = _exp(col)
-        v = pl.when(parse.number_scale(plain) <= exp).then(parse.money_minor_units(plain, exp))
-    elif col.type == "decimal":
-        v = parse.normalise_number(t, locale).cast(pl.Float64, strict=False)
-    elif col.type == "int":
-        s = t.str.strip_chars()
-        v = pl.when(s.str.contains(r"^-?\d{1,18}$")).then(s.cast(pl.Int64, strict=False))
-    elif col.type == "bool":
-        s = t.str.strip_chars().str.to_lowercase()
-        v = pl.when(s == "true").then(pl.lit(True)).when(s == "false").then(pl.lit(False))
-    elif col.type == "datetime":
-        _, _, v = parse.parse_datetime(t, col.formats, tz)
-    else:
-        v = t
-    return v.alias(typed_col(col.name).meta.output_name())
+_DEC = pl.Decimal(38, 3)
 
 
-def output_value(col: ColumnSpec, *, locale: NumberLocale) -> pl.Expr:
+def currency_key(col: ColumnSpec) -> str:
+    """Name of the stage column holding a money column's currency (its column + fallback)."""
+    return f"{col.currency}|{col.currency_fallback or ''}"
+
+
+def stage_one(contract: Contract, *, locale: NumberLocale, tz: dict[str, str]) -> list[pl.Expr]:
+    """Per-column intermediates that only need the text."""
+    out: list[pl.Expr] = []
+    seen: set[str] = set()
+    for col in contract.columns:
+        if col.type == "money" and currency_key(col) not in seen:
+            key = currency_key(col)
+            seen.add(key)
+            cur = text_col(col.currency or "")
+            if col.currency_fallback:
+                cur = pl.when(parse.blank(cur)).then(text_col(col.currency_fallback)).otherwise(cur)
+            code = cur.str.strip_chars().str.to_lowercase()
+            out += [
+                code.alias(cur_col(key).meta.output_name()),
+                parse.currency_exponent(code).alias(exp_col(key).meta.output_name()),
+            ]
+        if col.type in ("money", "decimal"):
+            out.append(
+                parse.normalise_number(text_col(col.name), locale).alias(
+                    plain_col(col.name).meta.output_name()
+                )
+            )
+        if col.type == "datetime":
+            matched, _, value = parse.parse_datetime(
+                text_col(col.name), col.formats, tz.get(col.name, "UTC")
+            )
+            out += [
+                matched.alias(matched_col(col.name).meta.output_name()),
+                value.alias(typed_col(col.name).meta.output_name()),
+            ]
+    return out
+
+
+def _scale(plain: pl.Expr) -> pl.Expr:
+    dot = plain.str.find(".", literal=True)
+    return (
+        pl.when(dot.is_null())
+        .then(0)
+        .otherwise(plain.str.strip_chars_end("0").str.len_bytes().cast(pl.Int64) - dot - 1)
+    )
+
+
+def stage_two(contract: Contract) -> list[pl.Expr]:
+    """Typed values (and amounts' scale) from stage one."""
+    out: list[pl.Expr] = []
+    for col in contract.columns:
+        name = typed_col(col.name).meta.output_name()
+        t = text_col(col.name)
+        if col.type == "money":
+            plain, exp = plain_col(col.name), exp_col(currency_key(col))
+            scale = _scale(plain)
+            # The text is a plain number whose scale fits the exponent: the decimal cast is exact.
+            milli = (plain.cast(_DEC, strict=False) * 1000).cast(pl.Int64, strict=False)
+            factor = pl.when(exp == 0).then(1000).when(exp == 3).then(1).otherwise(10)
+            out += [
+                scale.alias(scale_col(col.name).meta.output_name()),
+                pl.when(scale <= exp).then(milli // factor).alias(name),
+            ]
+        elif col.type == "decimal":
+            out.append(plain_col(col.name).cast(pl.Float64, strict=False).alias(name))
+        elif col.type == "int":
+            s = t.str.strip_chars()
+            out.append(
+                pl.when(s.str.contains(r"^-?\d{1,18}$"))
+                .then(s.cast(pl.Int64, strict=False))
+                .alias(name)
+            )
+        elif col.type == "bool":
+            s = t.str.strip_chars().str.to_lowercase()
+            out.append(
+                pl.when(s == "true")
+                .then(pl.lit(True))
+                .when(s == "false")
+                .then(pl.lit(False))
+                .alias(name)
+            )
+        elif col.type == "string":
+            out.append(t.alias(name))
+    return out
+
+
+def output_value(col: ColumnSpec) -> pl.Expr:
     """The value written to the valid file for `col`, under its canonical name."""
     t = text_col(col.name)
     v = typed_col(col.name)
     if col.type == "money":
-        out = v if col.convert == "minor_units" else parse.normalise_number(t, locale)
+        out = v if col.convert == "minor_units" else plain_col(col.name)
     elif col.type == "decimal":
-        out = parse.normalise_number(t, locale)
+        out = plain_col(col.name)
     elif col.type in ("int", "bool"):
         out = v
     elif col.type == "datetime":
