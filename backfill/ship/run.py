@@ -279,8 +279,6 @@ def ship(
         except BaseException as exc:  # surfaced by the caller thread
             fatal.append(exc)
             stop.set()
-        finally:
-            holder.close()
 
     n = max(1, min(opts.connections, len(prepared)))
     holders = [first] + [_Holder(spec) for _ in range(n - 1)]
@@ -288,12 +286,29 @@ def ship(
         threading.Thread(target=worker, args=(h,), name=f"ship-{k}", daemon=True)
         for k, h in enumerate(holders)
     ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if fatal:
-        raise fatal[0]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if fatal:
+            raise fatal[0]
+        return _finish(result, results, paths, opts, run_id, first, started)
+    finally:
+        for h in holders:
+            h.close()
+
+
+def _finish(
+    result: ShipResult,
+    results: list[FileResult | None],
+    paths: Sequence[Path],
+    opts: ShipOptions,
+    run_id: str,
+    holder: _Holder,
+    started: float,
+) -> ShipResult:
+    """Collect the per-file results and write the manifest (on `holder`'s connection)."""
     result.files = [
         r if r is not None else FileResult(source=str(paths[i]), status="failed", error="stopped")
         for i, r in enumerate(results)
@@ -311,12 +326,8 @@ def ship(
             )
             for f in result.files
         ]
-        holder = _Holder(spec)
-        try:
-            result.manifest_path = upload_manifest(
-                holder.get(), opts.remote_dir, manifest_document(run_id, opts.remote_dir, entries)
-            )
-        finally:
-            holder.close()
+        result.manifest_path = upload_manifest(
+            holder.get(), opts.remote_dir, manifest_document(run_id, opts.remote_dir, entries)
+        )
     result.seconds = time.monotonic() - started
     return result

@@ -5,7 +5,9 @@ Cases: 1 GB as one file and 1 GB as 20 files, uploaded to Debian's OpenSSH sshd 
 adding a fixed delay each way (a far-away landing zone). For each: `aep-migrate ship` (the
 console script, wall clock, process start included) with `--verify size` and with
 `--verify sha256`, and OpenSSH `sftp -b` putting the same files one after another (also wall
-clock, connect included). Prints MB/s (10^6 bytes) and the ratios against sftp.
+clock, connect included). Each measurement is repeated (`--repeat`, interleaved, dirty pages
+flushed with sync(2) before each run so one tool's writeback does not slow the next) and the
+best and median are printed as MB/s (10^6 bytes) with the ratios against sftp's best/median.
 
 Run (from the repository root):
 
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -43,12 +46,16 @@ class Row:
     case: str
     link: str
     tool: str
-    seconds: float
+    seconds: list[float]
     nbytes: int
 
     @property
-    def mbps(self) -> float:
-        return self.nbytes / MB / self.seconds
+    def best(self) -> float:
+        return self.nbytes / MB / min(self.seconds)
+
+    @property
+    def median(self) -> float:
+        return self.nbytes / MB / statistics.median(self.seconds)
 
 
 def make_data(base: Path, total: int, files: int) -> dict[str, list[Path]]:
@@ -140,6 +147,8 @@ def main() -> None:
     ap.add_argument("--delay-ms", type=float, default=25.0, help="proxy delay each way")
     ap.add_argument("--no-proxy", action="store_true", help="loopback only")
     ap.add_argument("--keep", action="store_true", help="keep bench/data/ship afterwards")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per tool on loopback")
+    ap.add_argument("--repeat-proxy", type=int, default=1, help="runs per tool through the proxy")
     args = ap.parse_args()
 
     base = ROOT / "bench" / "data" / "ship"
@@ -162,26 +171,31 @@ def main() -> None:
                 nbytes = sum(f.stat().st_size for f in files)
                 tag = case.replace(" ", "")
                 runs = [
-                    ("OpenSSH sftp", lambda r: run_sftp(files, sshd, port, kh, r)),
+                    ("OpenSSH sftp", lambda r, f=files, p=port, k=kh: run_sftp(f, sshd, p, k, r)),
                     (
                         "ship --verify size",
-                        lambda r: run_ship(files, sshd, port, kh, r, "size", base),
+                        lambda r, f=files, p=port, k=kh: run_ship(f, sshd, p, k, r, "size", base),
                     ),
                     (
                         "ship --verify sha256",
-                        lambda r: run_ship(files, sshd, port, kh, r, "sha256", base),
+                        lambda r, f=files, p=port, k=kh: run_ship(f, sshd, p, k, r, "sha256", base),
                     ),
                 ]
-                for tool, fn in runs:
-                    remote = sshd.landing / f"{tag}-{tool.split()[-1]}-{port}"
-                    dt = fn(remote)
-                    check_and_clean(files, remote)
-                    row = Row(case, link, tool, dt, nbytes)
-                    rows.append(row)
-                    print(
-                        f"{link:>22} | {case:>8} | {tool:<20} | {dt:7.2f} s | {row.mbps:7.1f} MB/s",
-                        flush=True,
-                    )
+                by_tool = {tool: Row(case, link, tool, [], nbytes) for tool, _ in runs}
+                repeat = args.repeat if link == "loopback" else args.repeat_proxy
+                for k in range(repeat):
+                    for tool, fn in runs:
+                        remote = sshd.landing / f"{tag}-{tool.split()[-1]}-{port}-{k}"
+                        os.sync()
+                        dt = fn(remote)
+                        check_and_clean(files, remote)
+                        by_tool[tool].seconds.append(dt)
+                        print(
+                            f"{link:>22} | {case:>8} | {tool:<20} | {dt:7.2f} s | "
+                            f"{nbytes / MB / dt:7.1f} MB/s",
+                            flush=True,
+                        )
+                rows.extend(by_tool.values())
     finally:
         if proxy:
             proxy.close()
@@ -191,13 +205,18 @@ def main() -> None:
             shutil.rmtree(base, ignore_errors=True)
 
     print()
-    print("| link | case | tool | MB/s | × sftp |")
-    print("|---|---|---|---:|---:|")
+    print(
+        "| link | case | tool | runs | best MB/s | x sftp (best) | median MB/s | x sftp (median) |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         ref = next(
             x for x in rows if x.link == r.link and x.case == r.case and x.tool == "OpenSSH sftp"
         )
-        print(f"| {r.link} | {r.case} | {r.tool} | {r.mbps:.1f} | {r.mbps / ref.mbps:.2f} |")
+        print(
+            f"| {r.link} | {r.case} | {r.tool} | {len(r.seconds)} | {r.best:.1f} | "
+            f"{r.best / ref.best:.2f} | {r.median:.1f} | {r.median / ref.median:.2f} |"
+        )
 
 
 if __name__ == "__main__":
