@@ -37,6 +37,8 @@ class FaultSpec(BaseModel):
     latency_ms: int = Field(default=0, ge=0, le=120_000)
     drop: Literal["before", "after"] | None = None
     commit: bool = False
+    after: bool = False
+    """Alias of `commit` (interfaces.md §1 names both)."""
 
     @field_validator("path")
     @classmethod
@@ -80,7 +82,7 @@ class FaultMiddleware:
         if fault.drop == "before":
             await _abort(send)
             return
-        if fault.drop == "after" or (fault.commit and fault.status is not None):
+        if fault.drop == "after" or ((fault.commit or fault.after) and fault.status is not None):
             await self.app(scope, receive, _discard)
             if fault.drop == "after":
                 await _abort(send)

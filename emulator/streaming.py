@@ -32,6 +32,9 @@ __all__ = ["LANDING", "MAX_BODY_BYTES", "MAX_VALIDATION_CAUSES", "WITHHELD", "la
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_VALIDATION_CAUSES = 5
+SYNC_VALIDATION_PER_MINUTE = 60
+SYNC_RATE = "syncRate"
+"""Kind of bookkeeping resource: syncValidation requests of an inlet in the current minute."""
 LANDING = "landing"
 WITHHELD = "withheld"
 """Kind of admin resource: landings into a dataset id (or "*" for all) are held back."""
@@ -76,6 +79,25 @@ def _check_auth(request: Request, inlet: dict[str, Any]) -> None:
         raise DcsAuthError(f"[{inlet['inletId']}] Ims service token is empty or invalid") from None
 
 
+def _count_sync(tx: Tx, scope: Scope, inlet_id: str, now: int) -> None:
+    """Enforce 60 syncValidation requests per minute per inlet (fixed one-minute windows)."""
+    window = now // 60_000
+    seen = tx.get(SYNC_RATE, scope, inlet_id) or {"window": window, "count": 0}
+    if seen["window"] != window:
+        seen = {"window": window, "count": 0}
+    if seen["count"] >= SYNC_VALIDATION_PER_MINUTE:
+        error = DcsError(
+            f"inletId: [{inlet_id}] More than {SYNC_VALIDATION_PER_MINUTE} syncValidation "
+            "requests in a minute.",
+            status=st.HTTP_429_TOO_MANY_REQUESTS,
+            title="Too Many Requests",
+        )
+        error.headers["Retry-After"] = str(60 - (now // 1000) % 60)
+        raise error
+    seen["count"] += 1
+    tx.put(SYNC_RATE, scope, inlet_id, seen)
+
+
 def _flow_for(
     tx: Tx, scope: Scope, inlet: dict[str, Any], flow_hint: str | None
 ) -> dict[str, Any] | None:
@@ -93,8 +115,8 @@ def _flow_for(
 
 def _prepare(
     tx: Tx, scope: Scope, inlet: dict[str, Any], message: Any, flow_hint: str | None
-) -> tuple[dict[str, Any], str, dict[str, Any] | None, str | None]:
-    """(flow or {}, dataset id, mapped record or None, error message or None) of one message."""
+) -> tuple[dict[str, Any], str, dict[str, Any] | None, list[str]]:
+    """(flow or {}, dataset id, mapped record or None, problems) of one message."""
     from emulator.runner import MappingError, map_record, validate_xdm  # EMU-RUNNER's engine
 
     prefix = f"inletId: [{inlet['inletId']}] imsOrgId: [{scope[0]}]"
@@ -134,11 +156,8 @@ def _prepare(
         try:
             record = map_record(mapping, record, schema=schema)
         except MappingError as exc:
-            return flow, str(dataset_id), None, f"{exc.code}: {exc.message}"
-    problems = validate_xdm(schema, record)
-    if problems:
-        return flow, str(dataset_id), record, "; ".join(problems)
-    return flow, str(dataset_id), record, None
+            return flow, str(dataset_id), None, [f"{exc.code}: {exc.message}"]
+    return flow, str(dataset_id), record, validate_xdm(schema, record)
 
 
 def _queue(
@@ -148,9 +167,21 @@ def _queue(
     flow: dict[str, Any],
     dataset_id: str,
     record: dict[str, Any] | None,
-    error: str | None,
+    problems: list[str],
     raw: Any,
 ) -> None:
+    """Keep an accepted message until it lands (a failed record when it has problems)."""
+    error = None
+    if problems or record is None:
+        # a record that could not be mapped carries the mapper's code as its first problem
+        code = problems[0].split(":", 1)[0] if record is None and problems else "XDM-VALIDATION"
+        error = {
+            "file": None,
+            "line": None,
+            "code": code,
+            "message": "; ".join(problems),
+            "raw": _short(raw),
+        }
     tx.add_pending(
         LANDING,
         now_ms() + int(delay_s * 1000),
@@ -159,15 +190,7 @@ def _queue(
             "datasetId": dataset_id,
             "flowId": flow.get("id"),
             "record": None if error else record,
-            "error": None
-            if error is None
-            else {
-                "file": None,
-                "line": None,
-                "code": "XDM-VALIDATION",
-                "message": error,
-                "raw": _short(raw),
-            },
+            "error": error,
         },
     )
 
@@ -194,26 +217,29 @@ async def collect(request: Request) -> JSONResponse:
     with ctx.store.tx() as tx:
         scope, inlet = _load_inlet(request, tx)
         _check_auth(request, inlet)
+        if sync:
+            _count_sync(tx, scope, inlet_id, received)
+    with ctx.store.tx() as tx:
         try:
-            flow, dataset_id, record, error = _prepare(tx, scope, inlet, message, hint)
+            flow, dataset_id, record, problems = _prepare(tx, scope, inlet, message, hint)
         except _Rejected as exc:
             raise DcsError(exc.message, title="Invalid XDM Message Format") from None
-        if sync and error:
+        if sync and problems:
             causes = [
                 {
                     "schemaLocation": "#",
                     "pointerToViolation": "#",
                     "keyword": "validation",
-                    "message": part.strip(),
+                    "message": problem,
                 }
-                for part in error.split(";")
-            ][:MAX_VALIDATION_CAUSES]
+                for problem in problems[:MAX_VALIDATION_CAUSES]
+            ]
             raise DcsError(
                 f"inletId: [{inlet_id}] imsOrgId: [{scope[0]}] Message is invalid",
                 title="Invalid XDM Message Format",
                 cause={"_streamingValidation": causes},
             )
-        _queue(tx, scope, ctx.config.landing_delay_s, flow, dataset_id, record, error, message)
+        _queue(tx, scope, ctx.config.landing_delay_s, flow, dataset_id, record, problems, message)
     body: dict[str, Any] = {
         "inletId": inlet_id,
         "xactionId": xaction_id(received),
@@ -238,11 +264,13 @@ async def collect_batch(request: Request) -> JSONResponse:
         _check_auth(request, inlet)
         for number, message in enumerate(payload["messages"]):
             try:
-                flow, dataset_id, record, error = _prepare(tx, scope, inlet, message, hint)
+                flow, dataset_id, record, problems = _prepare(tx, scope, inlet, message, hint)
             except _Rejected as exc:
                 responses.append({"statusCode": 400, "message": exc.message})
                 continue
-            _queue(tx, scope, ctx.config.landing_delay_s, flow, dataset_id, record, error, message)
+            _queue(
+                tx, scope, ctx.config.landing_delay_s, flow, dataset_id, record, problems, message
+            )
             responses.append({"xactionId": xaction_id(received, number)})
     return JSONResponse(
         {

@@ -170,3 +170,50 @@ def test_sandboxes_and_orgs_are_isolated(client: TestClient, headers: dict[str, 
         assert response.status_code == 404
         assert response.json()["type"] == "https://ns.adobe.com/aep/errors/FLOW-1439-404"
     assert ORG in client.get(path, headers=headers).json()["items"][0]["imsOrgId"]
+
+
+def test_odd_shapes_are_400_not_500(client: TestClient, headers: dict[str, str]) -> None:
+    schema = client.post(
+        "/data/foundation/schemaregistry/tenant/schemas",
+        headers=headers,
+        json={"title": "s", "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/profile"}]},
+    ).json()
+    dataset = client.post(
+        "/data/foundation/catalog/dataSets",
+        headers=headers,
+        json={"name": "d", "schemaRef": {"id": schema["$id"], "contentType": "x"}},
+    ).json()[0]
+    did = dataset.removeprefix("@/dataSets/")
+    cases = [
+        ("PATCH", f"/data/foundation/catalog/dataSets/{did}", {"tags": "x"}),
+        (
+            "PATCH",
+            f"/data/foundation/catalog/dataSets/{did}",
+            [{"op": "add", "path": "/tags/unifiedProfile", "value": "enabled:true"}],
+        ),
+        (
+            "POST",
+            "/data/foundation/catalog/dataSets",
+            {"name": "d", "schemaRef": {"id": schema["$id"]}, "tags": ["x"]},
+        ),
+        (
+            "POST",
+            "/data/foundation/conversion/mappingSets/preview",
+            {"data": [1], "mappingSet": {"mappings": [{"source": "a", "destination": "b"}]}},
+        ),
+        (
+            "POST",
+            "/data/foundation/flowservice/flows",
+            {
+                "name": "f",
+                "flowSpec": {"id": "e77fde5a-22a8-11ed-861d-0242ac120002"},
+                "sourceConnectionIds": ["a"],
+                "targetConnectionIds": [1],
+            },
+        ),
+    ]
+    for method, path, body in cases:
+        response = client.request(method, path, headers=headers, json=body)
+        assert response.status_code == 400, (path, body, response.text)
+    assert client.post("/_emulator/faults", json={"path": "("}).status_code == 400
+    assert client.get("/ims/token/v3").status_code == 405

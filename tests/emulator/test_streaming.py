@@ -274,3 +274,22 @@ def test_profile_lookup_needs_known_schema_name(
         params={"schema.name": "_xdm.context.profile"},
     )
     assert no_id.status_code == 400
+
+
+def test_sync_validation_is_limited_to_60_a_minute(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    chain = customer_io_chain(client, headers, schema_properties=PROPS)
+    inlet = _inlet_path(client, headers, chain["flow"])
+    statuses = [
+        client.post(f"{inlet}?syncValidation=true", json=_webhook(f"r{n}@example.com")).status_code
+        for n in range(61)
+    ]
+    if statuses[-1] != 429:  # the minute turned during the burst: one more window
+        statuses.append(
+            client.post(f"{inlet}?syncValidation=true", json=_webhook("x@example.com")).status_code
+        )
+    assert statuses.count(429) == 1 and statuses[-1] == 429
+    limited = client.post(f"{inlet}?syncValidation=true", json=_webhook("y@example.com"))
+    assert limited.status_code == 429 and 0 < int(limited.headers["retry-after"]) <= 60
+    assert client.post(inlet, json=_webhook("z@example.com")).status_code == 200
