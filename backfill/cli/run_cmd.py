@@ -88,6 +88,8 @@ def run_command(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    # aep.http logs one redacted line per request; httpx's own line would repeat it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if not verbose:
         # paramiko logs a peer's ordinary disconnect at ERROR; our own errors carry the cause.
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
