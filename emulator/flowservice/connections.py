@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from emulator.context import Tenant, app_context, tenant
 from emulator.errors import FlowError, not_found_flow, parse_json
-from emulator.flowservice.common import check_if_match, masked, new_item, read_body, touch
+from emulator.flowservice.common import MASK, check_if_match, masked, new_item, read_body, touch
 from emulator.flowservice.inlets import inlet_url, new_inlet
 from emulator.ids import uuid_id
 from emulator.jsonpatch import PatchError, apply_patch
@@ -56,6 +56,14 @@ def _validate(tx: Tx, t: Tenant, kind: str, body: dict[str, Any]) -> None:
             isinstance(auth, dict) and isinstance(auth.get("params"), dict)
         ):
             raise FlowError("1400", "Field 'auth' with 'specName' and 'params' is required.")
+        params = auth.get("params") if isinstance(auth, dict) else None
+        masked_keys = [k for k, v in (params or {}).items() if v == MASK]
+        if masked_keys:
+            raise FlowError(
+                "1400",
+                f"auth.params.{masked_keys[0]} is the masked placeholder {MASK!r} a GET shows; "
+                "send the real value (or leave the field out of the patch).",
+            )
         names = [a["name"] for a in CONNECTION_SPECS[spec]["authSpec"]]
         if isinstance(auth, dict) and names and auth.get("specName") not in names:
             raise FlowError(

@@ -1,4 +1,6 @@
-"""`GET /connections/{id}/explore` for Stripe (base64 sourceParams -> JSON schema) and SFTP.
+"""`GET /connections/{id}/explore` for Stripe (base64 sourceParams -> JSON schema) and SFTP
+(`objectType=root|folder` lists, `objectType=file&object=<path>&fileType=delimited|json
+[&preview=true][&columnDelimiter=;]` gives a file's columns or schema and first records).
 
 The reading itself is the run engine's (`emulator.runner.explore_sftp`,
 `stripe_resource_schema`); this module parses Adobe's query form and shapes the answer.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -59,10 +62,27 @@ async def explore(request: Request) -> JSONResponse:
                 runner.stripe_resource_schema, ctx.config.stripe_fixtures, path
             )
             return JSONResponse({"format": "hierarchical", "schema": schema, "data": []})
+        if spec == SFTP and object_type == "file":
+            if not q.get("object"):
+                raise FlowError("1400", "objectType=file needs object=<file path>.")
+            inspected = await run_in_threadpool(
+                partial(
+                    runner.inspect_sftp_file,
+                    base,
+                    q["object"],
+                    ctx.config.known_hosts,
+                    file_type=q.get("fileType", "delimited"),
+                    column_delimiter=q.get("columnDelimiter", ","),
+                    compression=q.get("compressionType"),
+                    encoding=q.get("encoding", "UTF-8"),
+                    preview=q.get("preview", "false").lower() == "true",
+                )
+            )
+            return JSONResponse(inspected)
         if spec == SFTP:
             if object_type not in ("root", "folder"):
                 raise FlowError(
-                    "1400", "SFTP connections are explored with objectType=root|folder."
+                    "1400", "SFTP connections are explored with objectType=root|folder|file."
                 )
             path = "/" if object_type == "root" else q.get("object", "/")
             items = await run_in_threadpool(runner.explore_sftp, base, path, ctx.config.known_hosts)

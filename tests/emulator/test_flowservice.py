@@ -189,6 +189,25 @@ def test_patch_needs_if_match_and_current_etag(client: TestClient, headers: dict
     assert spec.json()["type"].endswith("FLOW-1414-400")
 
 
+def test_patching_back_a_masked_secret_is_refused(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    rid = _stripe_base(client, headers)
+    path = f"{FS}/connections/{rid}"
+    item = call(client, "GET", path, headers, 200)["items"][0]
+    response = client.patch(
+        path,
+        headers={**headers, "If-Match": item["etag"]},
+        json=[{"op": "replace", "path": "/auth", "value": item["auth"]}],
+    )
+    assert response.status_code == 400
+    assert "masked" in response.json()["report"]["detailed-message"]
+    store = client.app.state.ctx.store  # type: ignore[attr-defined]
+    with store.tx() as tx:
+        stored = tx.get("connections", (headers["x-gw-ims-org-id"], "prod"), rid)
+    assert stored["auth"]["params"]["accessToken"] == "sk_test_123"
+
+
 def test_unknown_connection_spec_is_1413(client: TestClient, headers: dict[str, str]) -> None:
     response = client.post(
         f"{FS}/connections",

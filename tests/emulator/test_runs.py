@@ -230,6 +230,14 @@ def test_sftp_explore_and_unreachable_host_fails_the_run(
         200,
     )
     assert [i["name"] for i in items] == ["a.csv"]
+    file_query = (
+        f"objectType=file&object={rsa_sshd.landing}/exp/a.csv&fileType=delimited&preview=true"
+    )
+    inspected = call(
+        http, "GET", f"{FS}/connections/{chain['base']}/explore?{file_query}", headers, 200
+    )
+    assert [c["name"] for c in inspected["schema"]["columns"]] == ["loyalty_id", "email", "points"]
+    assert inspected["data"][0]["loyalty_id"] == "L1"
     rsa_sshd.stop()
     (rsa_sshd.landing / "exp" / "b.csv").write_text(CSV)
     call(http, "POST", f"{FS}/runs", headers, 201, json={"flowId": chain["flow"]})
