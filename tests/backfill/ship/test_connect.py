@@ -136,3 +136,21 @@ def test_nothing_listening_is_a_connect_failure(sshd: Sshd) -> None:
         port = s.getsockname()[1]
     with pytest.raises(ConnectFailed, match="cannot connect"):
         open_connection(spec_for(sshd, port=port, timeout_s=1.0))
+
+
+def test_password_auth_is_offered_and_refusal_never_shows_the_secret(tmp_path: Path) -> None:
+    server = start_sshd(tmp_path / "s", password_auth=True)
+    try:
+        spec = spec_for(server, key_path=None, password="hunter2-not-the-password")
+        assert "hunter2" not in repr(spec)
+        with pytest.raises(AuthFailed) as info:
+            open_connection(spec)
+        assert "hunter2" not in str(info.value)
+        assert "password" in server.log.read_text().lower()  # sshd saw a password attempt
+    finally:
+        server.stop()
+
+
+def test_no_credential_at_all_is_a_clear_error(sshd: Sshd) -> None:
+    with pytest.raises(AuthFailed, match="no credential"):
+        open_connection(spec_for(sshd, key_path=None))
