@@ -55,12 +55,14 @@ def _loopback(request: Request) -> None:
     except ValueError:
         ok = False
     if not ok:
-        raise _admin_error("The admin API answers loopback callers only.", 403)
+        raise _admin_error("The admin API answers loopback callers only.", st.HTTP_403_FORBIDDEN)
 
 
 def _faults_on(request: Request) -> None:
     if not app_context(request).config.faults:
-        raise _admin_error("Fault injection is off; start the emulator with faults enabled.", 404)
+        raise _admin_error(
+            "Fault injection is off; start the emulator with faults enabled.", st.HTTP_404_NOT_FOUND
+        )
 
 
 async def _model(request: Request, model: type[BaseModel]) -> Any:

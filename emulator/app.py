@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from starlette import status as st
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -63,7 +64,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
             "status": 500,
             "report": {"detailed-message": f"{type(exc).__name__}"},
         },
-        status_code=500,
+        status_code=st.HTTP_500_INTERNAL_SERVER_ERROR,
     )
 
 

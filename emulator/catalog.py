@@ -173,7 +173,9 @@ async def get_dataset(request: Request) -> JSONResponse:
     with app_context(request).store.tx() as tx:
         dataset = tx.get("dataSets", t.scope, did)
     if dataset is None:
-        raise CatalogError(f"Dataset {did} is not found.", status=404, code="CAT-1404")
+        raise CatalogError(
+            f"Dataset {did} is not found.", status=st.HTTP_404_NOT_FOUND, code="CAT-1404"
+        )
     return JSONResponse({did: {k: v for k, v in dataset.items() if k != "id"}})
 
 
@@ -185,7 +187,9 @@ async def patch_dataset(request: Request) -> JSONResponse:
     with app_context(request).store.tx() as tx:
         dataset = tx.get("dataSets", t.scope, did)
         if dataset is None:
-            raise CatalogError(f"Dataset {did} is not found.", status=404, code="CAT-1404")
+            raise CatalogError(
+                f"Dataset {did} is not found.", status=st.HTTP_404_NOT_FOUND, code="CAT-1404"
+            )
         if isinstance(body, list):
             try:
                 patched = apply_patch(dataset, body)
@@ -216,7 +220,9 @@ async def delete_dataset(request: Request) -> JSONResponse:
     did = request.path_params["id"]
     with app_context(request).store.tx() as tx:
         if not tx.delete("dataSets", t.scope, did):
-            raise CatalogError(f"Dataset {did} is not found.", status=404, code="CAT-1404")
+            raise CatalogError(
+                f"Dataset {did} is not found.", status=st.HTTP_404_NOT_FOUND, code="CAT-1404"
+            )
     return JSONResponse([f"@/dataSets/{did}"])
 
 
@@ -248,7 +254,9 @@ async def get_batch(request: Request) -> JSONResponse:
     with app_context(request).store.tx() as tx:
         batch = tx.get("batches", t.scope, bid)
     if batch is None:
-        raise CatalogError(f"Batch {bid} is not found.", status=404, code="CAT-1404")
+        raise CatalogError(
+            f"Batch {bid} is not found.", status=st.HTTP_404_NOT_FOUND, code="CAT-1404"
+        )
     return JSONResponse({bid: {k: v for k, v in batch.items() if k != "id"}})
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette import status as st
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -52,7 +53,9 @@ def _batch_data(request: Request, bid: str) -> dict[str, Any]:
     with app_context(request).store.tx() as tx:
         data = tx.get(BATCH_DATA, t.scope, bid)
     if data is None:
-        raise CatalogError(f"Batch {bid} is not found.", status=404, code="DAS-1404")
+        raise CatalogError(
+            f"Batch {bid} is not found.", status=st.HTTP_404_NOT_FOUND, code="DAS-1404"
+        )
     return data
 
 
@@ -91,7 +94,9 @@ async def file_contents(request: Request) -> Response:
             _listing([(_DATA_FILE, len(body), f"{_BASE}/files/{file_id}?path={_DATA_FILE}")])
         )
     if path != _DATA_FILE:
-        raise CatalogError(f"No file {path} in {file_id}.", status=404, code="DAS-1404")
+        raise CatalogError(
+            f"No file {path} in {file_id}.", status=st.HTTP_404_NOT_FOUND, code="DAS-1404"
+        )
     return Response(body, media_type="application/json")
 
 
@@ -109,7 +114,9 @@ async def failed(request: Request) -> Response:
         )
         return JSONResponse(_listing(entries))
     if path != _FAILED_FILE:
-        raise CatalogError(f"No failed file {path} in batch {bid}.", status=404, code="DAS-1404")
+        raise CatalogError(
+            f"No failed file {path} in batch {bid}.", status=st.HTTP_404_NOT_FOUND, code="DAS-1404"
+        )
     return Response(body, media_type="application/json")
 
 
@@ -144,7 +151,9 @@ async def meta(request: Request) -> Response:
         return Response(body, media_type="application/json")
     if path == "row_errors_sample.json":
         return JSONResponse(errors[:5])
-    raise CatalogError(f"No meta file {path} in batch {bid}.", status=404, code="DAS-1404")
+    raise CatalogError(
+        f"No meta file {path} in batch {bid}.", status=st.HTTP_404_NOT_FOUND, code="DAS-1404"
+    )
 
 
 async def dataset_preview(request: Request) -> JSONResponse:
@@ -153,7 +162,9 @@ async def dataset_preview(request: Request) -> JSONResponse:
     did = request.path_params["id"]
     with app_context(request).store.tx() as tx:
         if tx.get("dataSets", t.scope, did) is None:
-            raise CatalogError(f"Dataset {did} is not found.", status=404, code="DAS-1404")
+            raise CatalogError(
+                f"Dataset {did} is not found.", status=st.HTTP_404_NOT_FOUND, code="DAS-1404"
+            )
         rows: list[dict[str, Any]] = []
         for batch in tx.items(BATCH_DATA, t.scope):
             if batch["datasetId"] == did:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette import status as st
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -140,7 +141,9 @@ async def update(request: Request) -> JSONResponse:
     with app_context(request).store.tx() as tx:
         current = tx.get("mappingSets", t.scope, mid)
         if current is None:
-            raise CatalogError(f"Mapping set {mid} is not found.", status=404, code="MAPPER-1404")
+            raise CatalogError(
+                f"Mapping set {mid} is not found.", status=st.HTTP_404_NOT_FOUND, code="MAPPER-1404"
+            )
         schema_id, mappings = _build(tx, t, body)
         item = _stored(
             mid, int(current["version"]) + 1, schema_id, mappings, body, t, current["createdDate"]
@@ -162,7 +165,9 @@ async def get_one(request: Request) -> JSONResponse:
             else tx.get("mappingSets", t.scope, mid)
         )
     if item is None:
-        raise CatalogError(f"Mapping set {mid} is not found.", status=404, code="MAPPER-1404")
+        raise CatalogError(
+            f"Mapping set {mid} is not found.", status=st.HTTP_404_NOT_FOUND, code="MAPPER-1404"
+        )
     return JSONResponse(item)
 
 

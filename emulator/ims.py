@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import parse_qs
 
+from starlette import status as st
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -42,7 +43,9 @@ async def issue_token(request: Request) -> JSONResponse:
     with ctx.store.tx() as tx:
         known = tx.client_secret(client_id)
         if known is None or not secrets.compare_digest(known, secret):
-            raise ImsError("invalid_client", "Invalid client credentials.", status=401)
+            raise ImsError(
+                "invalid_client", "Invalid client credentials.", status=st.HTTP_401_UNAUTHORIZED
+            )
         lifetime = ctx.config.token_lifetime_s
         token = "emu-" + secrets.token_urlsafe(32)
         tx.put_token(token, client_id, now_ms() + lifetime * 1000)

@@ -11,6 +11,7 @@ import copy
 import datetime as dt
 from typing import Any
 
+from starlette import status as st
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -157,7 +158,9 @@ async def get_entities(request: Request) -> JSONResponse:
                 }
             )
     raise CatalogError(
-        f"No profile with identity {namespace}:{entity_id}.", status=404, code="UPS-1404"
+        f"No profile with identity {namespace}:{entity_id}.",
+        status=st.HTTP_404_NOT_FOUND,
+        code="UPS-1404",
     )
 
 

@@ -43,14 +43,14 @@ def _accept(request: Request, *, single: bool) -> str:
     if not match:
         raise CatalogError(
             "An Accept header of the form application/vnd.adobe.xed[-id|-full|...]+json is required.",
-            status=406,
+            status=st.HTTP_406_NOT_ACCEPTABLE,
             code="XDM-1009",
         )
     if single and match.group(1) != "xed-id" and not match.group(3):
         raise CatalogError(
             "A single lookup needs a version in the Accept header, e.g. "
             "application/vnd.adobe.xed+json; version=1.",
-            status=406,
+            status=st.HTTP_406_NOT_ACCEPTABLE,
             code="XDM-1010",
         )
     return match.group(1)
@@ -112,7 +112,9 @@ async def create_schema(request: Request) -> JSONResponse:
     with app_context(request).store.tx() as tx:
         if any(s["title"] == body["title"] for s in tx.items("schemas", t.scope)):
             raise CatalogError(
-                f"A schema titled '{body['title']}' already exists.", status=409, code="XDM-1521"
+                f"A schema titled '{body['title']}' already exists.",
+                status=st.HTTP_409_CONFLICT,
+                code="XDM-1521",
             )
         sid = hex_id(48)
         now = now_ms()
@@ -169,7 +171,7 @@ async def get_schema(request: Request) -> JSONResponse:
     if schema is None:
         raise CatalogError(
             f"Schema {unquote(request.path_params['id'])} is not found.",
-            status=404,
+            status=st.HTTP_404_NOT_FOUND,
             code="XDM-1010",
         )
     if form == "xed-id":
@@ -193,7 +195,7 @@ async def patch_schema(request: Request) -> JSONResponse:
         if schema is None:
             raise CatalogError(
                 f"Schema {unquote(request.path_params['id'])} is not found.",
-                status=404,
+                status=st.HTTP_404_NOT_FOUND,
                 code="XDM-1010",
             )
         try:
@@ -216,7 +218,7 @@ async def delete_schema(request: Request) -> Response:
         if schema is None:
             raise CatalogError(
                 f"Schema {unquote(request.path_params['id'])} is not found.",
-                status=404,
+                status=st.HTTP_404_NOT_FOUND,
                 code="XDM-1010",
             )
         tx.delete("schemas", t.scope, schema["$id"].rsplit("/", 1)[-1])
@@ -233,7 +235,9 @@ async def create_descriptor(request: Request) -> JSONResponse:
         schema = _find(tx, t, str(body.get("xdm:sourceSchema", "")))
         if schema is None:
             raise CatalogError(
-                f"Schema {body.get('xdm:sourceSchema')} is not found.", status=400, code="XDM-1010"
+                f"Schema {body.get('xdm:sourceSchema')} is not found.",
+                status=st.HTTP_400_BAD_REQUEST,
+                code="XDM-1010",
             )
         if body["@type"] == "xdm:descriptorIdentity":
             missing = [k for k in ("xdm:sourceProperty", "xdm:namespace") if not body.get(k)]
@@ -247,7 +251,7 @@ async def create_descriptor(request: Request) -> JSONResponse:
             ):
                 raise CatalogError(
                     "The schema already has a primary identity descriptor.",
-                    status=409,
+                    status=st.HTTP_409_CONFLICT,
                     code="XDM-1522",
                 )
         did = hex_id(40)
@@ -281,7 +285,9 @@ async def get_descriptor(request: Request) -> JSONResponse:
         found = tx.get("descriptors", t.scope, request.path_params["id"])
     if found is None:
         raise CatalogError(
-            f"Descriptor {request.path_params['id']} is not found.", status=404, code="XDM-1010"
+            f"Descriptor {request.path_params['id']} is not found.",
+            status=st.HTTP_404_NOT_FOUND,
+            code="XDM-1010",
         )
     return JSONResponse(found)
 

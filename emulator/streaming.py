@@ -51,7 +51,11 @@ def _load_inlet(request: Request, tx: Tx) -> tuple[Scope, dict[str, Any]]:
     inlet_id = request.path_params["inletId"]
     found = tx.find_any(INLETS, inlet_id)
     if found is None:
-        raise DcsError(f"inletId: [{inlet_id}] Inlet not found.", status=404, title="Not Found")
+        raise DcsError(
+            f"inletId: [{inlet_id}] Inlet not found.",
+            status=st.HTTP_404_NOT_FOUND,
+            title="Not Found",
+        )
     return found
 
 
@@ -60,7 +64,7 @@ async def _body(request: Request, inlet_id: str) -> Any:
     if len(raw) > MAX_BODY_BYTES:
         raise DcsError(
             f"inletId: [{inlet_id}] Request body exceeds 1 MB.",
-            status=413,
+            status=st.HTTP_413_CONTENT_TOO_LARGE,
             title="Payload Too Large",
         )
     try:

@@ -6,6 +6,7 @@ import copy
 import uuid
 from typing import Any
 
+from starlette import status as st
 from starlette.requests import Request
 
 from emulator.context import Tenant
@@ -97,7 +98,7 @@ def check_if_match(request: Request, item: dict[str, Any]) -> None:
         raise FlowError(
             "1404",
             "Version not matching: the If-Match etag is not the current version of the resource.",
-            status=412,
+            status=st.HTTP_412_PRECONDITION_FAILED,
             title="Precondition Failed",
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette import status as st
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -26,7 +27,7 @@ async def connection_spec(request: Request) -> JSONResponse:
         raise FlowError(
             "1439",
             f"Connection spec {request.path_params['id']} is not found.",
-            status=404,
+            status=st.HTTP_404_NOT_FOUND,
             title="Resource not found",
             resource_type="connectionSpecs",
         )
@@ -45,7 +46,7 @@ async def flow_spec(request: Request) -> JSONResponse:
         raise FlowError(
             "1439",
             f"Flow spec {request.path_params['id']} is not found.",
-            status=404,
+            status=st.HTTP_404_NOT_FOUND,
             title="Resource not found",
             resource_type="flowSpecs",
         )
