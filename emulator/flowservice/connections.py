@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from emulator.context import Tenant, app_context, tenant
 from emulator.errors import FlowError, not_found_flow, parse_json
 from emulator.flowservice.common import MASK, check_if_match, masked, new_item, read_body, touch
-from emulator.flowservice.inlets import inlet_url, new_inlet
+from emulator.flowservice.inlets import inlet_url, new_inlet, served
 from emulator.ids import uuid_id
 from emulator.jsonpatch import PatchError, apply_patch
 from emulator.listing import list_response
@@ -114,14 +114,14 @@ async def get_one(request: Request, *, kind: str) -> JSONResponse:
         item = tx.get(kind, t.scope, request.path_params["id"])
     if item is None:
         raise not_found_flow(kind, request.path_params["id"])
-    return JSONResponse({"items": [masked(item)]})
+    return JSONResponse({"items": [served(request, masked(item))]})
 
 
 async def list_all(request: Request, *, kind: str) -> JSONResponse:
     """GET the collection with filters, ordering and paging."""
     t = tenant(request)
     with app_context(request).store.tx() as tx:
-        items = [masked(i) for i in tx.items(kind, t.scope)]
+        items = [served(request, masked(i)) for i in tx.items(kind, t.scope)]
     return JSONResponse(list_response(items, request.query_params, f"/{kind}"))
 
 

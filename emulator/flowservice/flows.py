@@ -12,7 +12,7 @@ from emulator import dataflow
 from emulator.context import Tenant, app_context, tenant
 from emulator.errors import FlowError, not_found_flow, parse_json
 from emulator.flowservice.common import check_if_match, new_item, read_body, touch
-from emulator.flowservice.inlets import INLETS, inlet_url, new_inlet
+from emulator.flowservice.inlets import INLETS, inlet_url, new_inlet, served
 from emulator.ids import now_ms, uuid_id
 from emulator.jsonpatch import PatchError, apply_patch
 from emulator.listing import list_response
@@ -269,14 +269,14 @@ async def get_one(request: Request) -> JSONResponse:
         flow = tx.get("flows", t.scope, request.path_params["id"])
     if flow is None:
         raise not_found_flow("flows", request.path_params["id"])
-    return JSONResponse({"items": [flow]})
+    return JSONResponse({"items": [served(request, flow)]})
 
 
 async def list_all(request: Request) -> JSONResponse:
     """GET /flows with filters, ordering and paging."""
     t = tenant(request)
     with app_context(request).store.tx() as tx:
-        items = tx.items("flows", t.scope)
+        items = [served(request, f) for f in tx.items("flows", t.scope)]
     return JSONResponse(list_response(items, request.query_params, "/flows"))
 
 

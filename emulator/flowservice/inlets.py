@@ -10,7 +10,7 @@ from emulator.context import Tenant
 from emulator.ids import hex_id
 from emulator.store import Tx
 
-__all__ = ["INLETS", "inlet_url", "new_inlet"]
+__all__ = ["INLETS", "inlet_url", "new_inlet", "served"]
 
 INLETS = "inlets"
 
@@ -37,3 +37,22 @@ def new_inlet(tx: Tx, t: Tenant, *, base_connection_id: str | None = None, auth:
 def inlet_url(request: Request, inlet_id: str) -> str:
     """The emulator's own URL of an inlet, as `options.inletUrl` / `auth.params.inletUrl` give it."""
     return f"{str(request.base_url).rstrip('/')}/collection/{inlet_id}"
+
+
+def served(request: Request, item: dict[str, Any]) -> dict[str, Any]:
+    """`item` with its inlet URLs on the base URL this request came in on.
+
+    Stored URLs carry the address the emulator had when the flow was created; an embedded
+    emulator reopened on the same state directory listens on another port, so the URL is
+    rebuilt from the inlet id on every read.
+    """
+    options = item.get("options")
+    if isinstance(options, dict) and isinstance(options.get("inletUrl"), str):
+        inlet_id = options["inletUrl"].rstrip("/").rsplit("/", 1)[-1]
+        item = {**item, "options": {**options, "inletUrl": inlet_url(request, inlet_id)}}
+    auth = item.get("auth")
+    params = auth.get("params") if isinstance(auth, dict) else None
+    if isinstance(params, dict) and isinstance(params.get("inletId"), str):
+        params = {**params, "inletUrl": inlet_url(request, params["inletId"])}
+        item = {**item, "auth": {**auth, "params": params}}  # type: ignore[dict-item]
+    return item

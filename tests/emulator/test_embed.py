@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from emulator.embed import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmbeddedEmulator
+from tests.emulator.chains import FS, customer_io_chain
 
 
 def _token(base_url: str, client_id: str, secret: str) -> httpx.Response:
@@ -120,3 +121,33 @@ def test_serve_refuses_client_without_secret(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert b"AEP_EMULATOR_CLIENT_SECRET" in proc.stderr
+
+
+def test_inlet_urls_follow_the_port_when_the_state_dir_is_reopened(tmp_path: Path) -> None:
+    def login(base_url: str) -> dict[str, str]:
+        token = _token(base_url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).json()["access_token"]
+        return {
+            "Authorization": f"Bearer {token}",
+            "x-api-key": DEFAULT_CLIENT_ID,
+            "x-gw-ims-org-id": "ORG@AdobeOrg",
+            "x-sandbox-name": "prod",
+        }
+
+    with (
+        EmbeddedEmulator(tmp_path / "aep", landing_delay_s=0.0) as first,
+        httpx.Client(base_url=first.base_url) as http,
+    ):
+        flow = customer_io_chain(http, login(first.base_url))["flow"]
+    with (
+        EmbeddedEmulator(tmp_path / "aep", landing_delay_s=0.0) as second,
+        httpx.Client(base_url=second.base_url) as http,
+    ):
+        headers = login(second.base_url)
+        url = http.get(f"{FS}/flows/{flow}", headers=headers).json()["items"][0]["options"][
+            "inletUrl"
+        ]
+        assert url.startswith(f"{second.base_url}/collection/")
+        listed = http.get(f"{FS}/flows", headers=headers).json()["items"][0]
+        assert listed["options"]["inletUrl"] == url
+        sent = http.post(url, json={"data": {"identifiers": {"email": "a@example.com"}}})
+        assert sent.status_code == 200
