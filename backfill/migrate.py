@@ -401,9 +401,8 @@ def _ingest(
     for (kind, run_id), entries in sorted(open_runs.items()):
         say(f"settling run {run_id} of {kind} recorded by an earlier run")
         run = wait_for_run(client, run_id, timeout_s=timeout_s, poll_s=poll_s)
-        if not _settle(
-            client, ledger, kind, str(entries[0].details["flow_id"]), run, entries, result
-        ):
+        flow_id = str(entries[0].details["flow_id"])
+        if not _settle(client, ledger, kind, flow_id, run, entries, result, retry=True):
             todo[kind].extend(entries)
     mappings_dirs = (SHIPPED_MAPPINGS,)
     if settings.backfill.contracts_dir is not None:

@@ -140,3 +140,31 @@ def test_the_command_prints_the_summary_and_exits_by_outcome(tmp_path: Path):
     assert missing.returncode == 1
     assert "no such file or directory" in missing.stderr
     assert "Traceback" not in missing.stderr + missing.stdout
+
+
+class _Crash(Exception):
+    """Stands for the process dying at a chosen point."""
+
+
+def test_a_crash_after_ingest_is_settled_from_the_recorded_run(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    record = Ledger.record
+
+    def crash_before_reconciled(self: Ledger, sha256: str, step: Step, **kw):  # type: ignore[no-untyped-def]
+        if step is Step.RECONCILED:
+            raise _Crash
+        return record(self, sha256, step, **kw)
+
+    monkeypatch.setattr(Ledger, "record", crash_before_reconciled)
+    with pytest.raises(_Crash):
+        migrate(settings, inputs=[folder])
+    monkeypatch.setattr(Ledger, "record", record)
+    runs_before = len(_runs(settings))
+
+    again = migrate(settings, inputs=[folder])
+    assert again.ok, again.problems
+    assert [f.step for f in again.files] == [Step.RECONCILED]
+    assert len(again.reconciliations) == 1
+    assert len(_runs(settings)) == runs_before  # settled from the recorded run, no new one
