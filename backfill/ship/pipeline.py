@@ -8,7 +8,7 @@ and each reply is collected as it arrives, in order:
 
 - `PipelinedWriter.confirmed` is always the end of the longest acknowledged prefix, which the
   resume journal records without stalling the pipe;
-- `pipelined_sha256` hashes a remote file from in-order replies.
+- `pipelined_read` streams a remote file to a consumer from in-order replies.
 
 This module is the only one touching paramiko's request internals (`_async_request`,
 `_read_response`): both are stable from paramiko 3.x through 5.1 and used the same way by
@@ -17,8 +17,8 @@ paramiko's own `SFTPFile`.
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
+from collections.abc import Callable
 
 import paramiko
 from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, CMD_WRITE, int64
@@ -28,7 +28,7 @@ __all__ = [
     "PipelinedWriter",
     "ShortRead",
     "install_zero_copy_send",
-    "pipelined_sha256",
+    "pipelined_read",
 ]
 
 MAX_OUTSTANDING = 64
@@ -113,20 +113,21 @@ class PipelinedWriter:
             self._collect(block=True)
 
 
-def pipelined_sha256(
+def pipelined_read(
     sftp: paramiko.SFTPClient,
     handle: bytes,
     size: int,
+    consume: Callable[[bytes], None],
     *,
     request_size: int,
     max_outstanding: int = MAX_OUTSTANDING,
-) -> str:
-    """sha256 of the first `size` bytes of an open remote file, read with requests in flight.
+) -> None:
+    """Read the first `size` bytes of an open remote file, in order, into `consume`, with
+    `max_outstanding` read requests in flight.
 
     Raises:
         ShortRead: the server answered a read with fewer bytes (the caller falls back).
     """
-    h = hashlib.sha256()
     pending: deque[tuple[int, int, int]] = deque()
     next_off = 0
     try:
@@ -141,9 +142,9 @@ def pipelined_sha256(
             if t != CMD_DATA or msg is None:
                 raise paramiko.SFTPError("expected data in reply to a read")
             data = msg.get_string()
-            h.update(data)
             if len(data) != n:
-                raise ShortRead(off + len(data))
+                raise ShortRead(off)
+            consume(data)
     except BaseException:
         # collect what is still in flight so the session stays usable for the caller
         for num, _, _ in pending:
@@ -152,4 +153,3 @@ def pipelined_sha256(
             except (OSError, EOFError, paramiko.SSHException):
                 break
         raise
-    return h.hexdigest()

@@ -9,8 +9,8 @@ verified temporary file in the same directory:
 2. After a dropped connection (or a killed process) the same temporary file is resumed from
    min(its remote size, the confirmed offset), truncated there first.
 3. The remote size is compared; with `verify="sha256"` the file is read back (pipelined
-   reads) and its sha256 compared with the local bytes'. A mismatch deletes it and fails the
-   attempt (the next one starts from byte 0).
+   reads) and compared byte for byte with the local file, so its sha256 is the local one the
+   manifest records. A mismatch deletes it and fails the attempt (the next starts at byte 0).
 4. `posix-rename` to the final name (atomic, replaces). Without that extension: a plain
    rename, which fails rather than overwrite; if the final name is taken, a rename to a fresh
    timestamped name. Never remove-then-rename.
@@ -28,12 +28,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from pathlib import Path
+from typing import BinaryIO, Literal
 
 from backfill.ship.connect import SftpConnection, translate_errors
 from backfill.ship.errors import RemoteRefused, ShipError, VerifyFailed
 from backfill.ship.journal import Journal, JournalEntry, journal_key
-from backfill.ship.pipeline import PipelinedWriter, ShortRead, pipelined_sha256
+from backfill.ship.pipeline import PipelinedWriter, ShortRead, pipelined_read
 from backfill.ship.source import PreparedSource
 
 __all__ = [
@@ -114,25 +115,48 @@ def _stat_size(conn: SftpConnection, path: str) -> int | None:
         raise
 
 
-def _remote_sha256(conn: SftpConnection, path: str, size: int) -> str:
-    with conn.sftp.open(path, "rb") as f:
+class _Comparer:
+    """Compares remote bytes, in order, with the local file; remembers the first difference."""
+
+    def __init__(self, local: BinaryIO) -> None:
+        self._local = local
+        self.offset = 0
+        self.mismatch: int | None = None
+
+    def __call__(self, data: bytes) -> None:
+        if self.mismatch is not None:
+            return
+        mine = self._local.read(len(data))
+        if mine != data:
+            n = min(len(mine), len(data))
+            first = next((i for i in range(n) if mine[i] != data[i]), n)
+            self.mismatch = self.offset + first
+        self.offset += len(data)
+
+
+def _first_difference(conn: SftpConnection, path: str, local_path: Path, size: int) -> int | None:
+    """Read the remote file back and compare it with the local one byte for byte.
+
+    Returns the offset of the first differing byte, or None when both are identical (then
+    the remote sha256 is the local one, which the manifest records). Comparing bytes instead
+    of hashing the read-back saves a second sha256 pass over every byte.
+    """
+    with local_path.open("rb") as local, conn.sftp.open(path, "rb") as f:
+        cmp = _Comparer(local)
         try:
-            return pipelined_sha256(conn.sftp, f.handle, size, request_size=conn.request_size)
+            pipelined_read(conn.sftp, f.handle, size, cmp, request_size=conn.request_size)
         except ShortRead:
-            pass  # a server capping reads below its stated limit: paramiko's reader copes
-    h = hashlib.sha256()
-    with conn.sftp.open(path, "rb") as f:
-        f.prefetch(size, max_concurrent_requests=64)
-        got = 0
-        while got < size:
-            data = f.read(min(LOCAL_CHUNK, size - got))
-            if not data:
-                break
-            h.update(data)
-            got += len(data)
-    if got != size:
-        raise VerifyFailed(f"{path}: read back {got} bytes, expected {size}")
-    return h.hexdigest()
+            # a server capping reads below its stated limit: paramiko's reader copes
+            local.seek(0)
+            cmp = _Comparer(local)
+            f.seek(0)
+            f.prefetch(size, max_concurrent_requests=64)
+            while cmp.offset < size:
+                data = f.read(min(LOCAL_CHUNK, size - cmp.offset))
+                if not data:
+                    return cmp.offset
+                cmp(data)
+    return cmp.mismatch
 
 
 def _unique_final(final_path: str) -> str:
@@ -253,14 +277,14 @@ def deliver_once(
                 conn.sftp.remove(entry.temp_path)
             raise VerifyFailed(f"{entry.temp_path}: remote size {got}, local {src.size}")
         if verify == "sha256":
-            remote_sha = _remote_sha256(conn, entry.temp_path, src.size)
-            if remote_sha != sha:
+            diff = _first_difference(conn, entry.temp_path, src.upload_path, src.size)
+            if diff is not None:
                 journal.drop(key)
                 with contextlib.suppress(OSError):
                     conn.sftp.remove(entry.temp_path)
                 raise VerifyFailed(
-                    f"{entry.temp_path}: remote sha256 {remote_sha} != local {sha}; removed, "
-                    "will upload again"
+                    f"{entry.temp_path}: read back differs from {src.upload_path} at byte "
+                    f"{diff} (sha256 would not match {sha}); removed, will upload again"
                 )
         final_path, how = _rename_into_place(conn, entry.temp_path, final)
         entry.done, entry.final_path, entry.sha256 = True, final_path, sha

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from backfill.ship import ConnectSpec, FileMeta, ShipOptions, ship
 from tests.backfill.ship.conftest import spec_for
 from tests.support.sshd import Sshd
@@ -200,3 +202,61 @@ def test_without_posix_rename_renames_without_removing(
     assert (server.landing / new_name).read_bytes() == b"x" * 1000
     # same inode: the file under the final name was never removed and re-created
     assert (server.landing / "data.csv").stat().st_ino == old_inode
+
+
+def test_corrupted_temporary_file_is_caught_and_uploaded_again(
+    sshd: Sshd,
+    spec: ConnectSpec,
+    make_file: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import backfill.ship.upload as upload
+
+    src = make_file("c.csv", 2_000_000)
+    real = upload._first_difference
+    corrupted: list[str] = []
+
+    def corrupt_once(conn, path, local_path, size):  # type: ignore[no-untyped-def]
+        if not corrupted:
+            on_disk = sshd.landing / Path(path).name
+            data = bytearray(on_disk.read_bytes())
+            data[1_234_567] ^= 0xFF  # a flipped byte on the server's disk
+            on_disk.write_bytes(bytes(data))
+            corrupted.append(path)
+        return real(conn, path, local_path, size)
+
+    monkeypatch.setattr(upload, "_first_difference", corrupt_once)
+    result = ship(
+        [src],
+        spec,
+        state_dir=tmp_path / "s",
+        options=ShipOptions(remote_dir=str(sshd.landing), backoff_base_s=0.01),
+    )
+    assert corrupted
+    assert result.ok and result.files[0].attempts == 2
+    assert (sshd.landing / "c.csv").read_bytes() == src.read_bytes()
+    assert not (sshd.landing / Path(corrupted[0]).name).exists()
+
+
+def test_size_only_verification_skips_the_read_back(
+    sshd: Sshd,
+    spec: ConnectSpec,
+    make_file: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import backfill.ship.upload as upload
+
+    def must_not_run(*args: object) -> None:
+        raise AssertionError("read back although verify=size")
+
+    monkeypatch.setattr(upload, "_first_difference", must_not_run)
+    src = make_file("s.csv", 100_000)
+    result = ship(
+        [src],
+        spec,
+        state_dir=tmp_path / "s",
+        options=ShipOptions(remote_dir=str(sshd.landing), verify="size"),
+    )
+    assert result.ok and (sshd.landing / "s.csv").read_bytes() == src.read_bytes()
