@@ -217,18 +217,35 @@ class Ledger:
         input_path: str,
         kind: str,
         counts: dict[str, int] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
-        """Record that a file failed at `step`, with the reason; a re-run retries that step."""
+        """Record that a file failed at `step`, with the reason; a re-run retries that step.
+
+        Counts and details are merged into what is known, as `record` does.
+        """
         now = int(time.time() * 1000)
         with self._tx() as db:
-            row = db.execute("SELECT counts FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+            row = db.execute(
+                "SELECT counts, details FROM files WHERE sha256 = ?", (sha256,)
+            ).fetchone()
             merged = {**(json.loads(row[0]) if row else {}), **(counts or {})}
+            merged_details = {**(json.loads(row[1]) if row else {}), **(details or {})}
             db.execute(
                 "INSERT INTO files(sha256, input_path, kind, step, failed_step, reason, counts, "
-                "updated_ms) VALUES (?, ?, ?, 'failed', ?, ?, ?, ?) ON CONFLICT(sha256) DO UPDATE "
+                "details, updated_ms) VALUES (?, ?, ?, 'failed', ?, ?, ?, ?, ?) "
+                "ON CONFLICT(sha256) DO UPDATE "
                 "SET step='failed', failed_step=excluded.failed_step, reason=excluded.reason, "
-                "counts=excluded.counts, updated_ms=excluded.updated_ms",
-                (sha256, input_path, kind, step.value, reason, json.dumps(merged), now),
+                "counts=excluded.counts, details=excluded.details, updated_ms=excluded.updated_ms",
+                (
+                    sha256,
+                    input_path,
+                    kind,
+                    step.value,
+                    reason,
+                    json.dumps(merged),
+                    json.dumps(merged_details),
+                    now,
+                ),
             )
             db.execute(
                 "INSERT INTO events(sha256, step, at_ms, note) VALUES (?, 'failed', ?, ?)",

@@ -391,6 +391,8 @@ def _ingest(
     for e in ledger.entries():
         if "run_id" in e.details:
             known_runs[e.kind].add(str(e.details["run_id"]))
+        # a failed run is settled too: taking it up again would fail the files forever
+        known_runs[e.kind].update(str(r) for r in e.details.get("failed_run_ids") or [])
         if "mapping_set_id" in e.details:
             recorded_mapping[e.kind] = str(e.details["mapping_set_id"])
         if e.step is Step.SHIPPED or (e.step is Step.FAILED and e.failed_step is Step.INGESTED):
@@ -464,7 +466,15 @@ def _settle(
     if (run.status or "").lower() != "success":
         reason = "; ".join(rec.problems)
         for e in entries:
-            ledger.fail(e.sha256, Step.INGESTED, reason, input_path=e.input_path, kind=kind)
+            failed_runs = [*(e.details.get("failed_run_ids") or []), run.id]
+            ledger.fail(
+                e.sha256,
+                Step.INGESTED,
+                reason,
+                input_path=e.input_path,
+                kind=kind,
+                details={"failed_run_ids": list(dict.fromkeys(failed_runs))},
+            )
         if retry:
             result.notes.append(f"{kind}: {reason} (its files get a new run)")
         else:

@@ -65,3 +65,19 @@ def test_schema_version_is_recorded_and_newer_is_refused(tmp_path):
     db.close()
     with pytest.raises(RuntimeError, match="newer aep-bridge"):
         Ledger.in_state_dir(tmp_path)
+
+
+def test_failure_merges_details_into_what_is_known(tmp_path):
+    with Ledger.in_state_dir(tmp_path) as ledger:
+        ledger.record("dd", Step.SHIPPED, input_path="d.csv", kind="k", details={"remote": "/x"})
+        ledger.fail(
+            "dd",
+            Step.INGESTED,
+            "run failed",
+            input_path="d.csv",
+            kind="k",
+            details={"failed_run_ids": ["r1"]},
+        )
+        entry = ledger.get("dd")
+        assert entry is not None and entry.failed_step is Step.INGESTED
+        assert entry.details == {"remote": "/x", "failed_run_ids": ["r1"]}

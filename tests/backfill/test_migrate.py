@@ -168,3 +168,42 @@ def test_a_crash_after_ingest_is_settled_from_the_recorded_run(
     assert [f.step for f in again.files] == [Step.RECONCILED]
     assert len(again.reconciliations) == 1
     assert len(_runs(settings)) == runs_before  # settled from the recorded run, no new one
+
+
+def test_a_failed_run_is_retried_with_a_new_run_by_the_next_invocation(
+    settings: Settings, tmp_path: Path
+):
+    import httpx
+
+    from emulator.embed import EmbeddedEmulator
+
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    faults = {"faults": True}
+    first = migrate(settings, inputs=[folder], emulator_options=faults)
+    assert first.ok, first.problems
+    flow_id = first.dataflows["capillary_customers"].flow_id
+    with EmbeddedEmulator(Path(settings.state_dir) / "emulator", faults=True) as emu:
+        armed = httpx.post(
+            f"{emu.base_url}/_emulator/runs/fail",
+            json={
+                "flowId": flow_id,
+                "org": settings.platform.org_id,
+                "sandbox": settings.platform.sandbox,
+                "message": "injected",
+            },
+        )
+        assert armed.status_code == 201
+    lines = (folder / "customers_clean.csv").read_text().splitlines()
+    (folder / "later.csv").write_text("\n".join(lines[:3]) + "\n")
+
+    second = migrate(settings, inputs=[folder], emulator_options=faults)
+    assert not second.ok
+    assert any("injected" in p for p in second.problems)
+    failed_run = second.reconciliations[0].run_id
+
+    third = migrate(settings, inputs=[folder], emulator_options=faults)
+    assert third.ok, third.problems
+    [rec] = third.reconciliations
+    assert rec.run_id != failed_run
+    assert rec.input == rec.rows_shipped == 2
+    assert {f.step for f in third.files} == {Step.RECONCILED}
