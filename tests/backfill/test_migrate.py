@@ -207,3 +207,29 @@ def test_a_failed_run_is_retried_with_a_new_run_by_the_next_invocation(
     assert rec.run_id != failed_run
     assert rec.input == rec.rows_shipped == 2
     assert {f.step for f in third.files} == {Step.RECONCILED}
+
+
+def test_a_crash_between_ship_and_ingest_resumes_at_ingest(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import backfill.migrate as m
+
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+
+    def crash(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise _Crash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(m, "_ingest", crash)
+        with pytest.raises(_Crash):
+            migrate(settings, inputs=[folder])
+    with Ledger.in_state_dir(Path(settings.state_dir)) as ledger:
+        assert [e.step for e in ledger.entries()] == [Step.SHIPPED]
+    landed = sorted((Path(settings.state_dir) / "sftp" / "landing").rglob("*.csv"))
+
+    again = migrate(settings, inputs=[folder])
+    assert again.ok, again.problems
+    [rec] = again.reconciliations
+    assert rec.rows_shipped == rec.input == again.files[0].counts["valid"]
+    assert sorted((Path(settings.state_dir) / "sftp" / "landing").rglob("*.csv")) == landed
+    assert len(_runs(settings)) == 1
