@@ -233,7 +233,9 @@ def _record(
     source_failed = output.failure is not None
     threshold = None if source_failed else _over_threshold(flow, len(errors), output.input_count)
     failure = output.failure or threshold
-    fmt = str((inputs["source"].get("data") or {}).get("format", "json"))
+    source_format = str((inputs["source"].get("data") or {}).get("format", "json")).lower()
+    # Catalog's inputFormat.format enum: csv, parquet, json, avro
+    fmt = {"delimited": "csv"}.get(source_format, source_format)
     batch = write_batch(
         tx,
         scope,

@@ -85,11 +85,11 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "stripe.md, explore/cloud-storage.md",
     ),
     Deviation(
-        "explore-rest-response",
-        "GET /connections/{id}/explore?objectType=rest (response)",
+        "explore-structure-response",
+        "GET /connections/{id}/explore?objectType=rest|file (response)",
         "an array of items",
-        '`{format: "hierarchical", schema, data}`',
-        "stripe.md",
+        '`{format: "hierarchical"|"flat", schema, data}`',
+        "stripe.md, explore/cloud-storage.md",
     ),
     Deviation(
         "mapping-set-dates",
@@ -97,6 +97,13 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "date-time string",
         "epoch milliseconds as integers",
         "mapping-set.md, stripe.md",
+    ),
+    Deviation(
+        "mapping-set-null-id",
+        "POST /mappingSets body",
+        "`id` absent or a string",
+        '`"id": null` (the legacy format\'s template)',
+        "stripe.md, cloud-storage.md mapping examples",
     ),
     Deviation(
         "descriptor-source-version",
@@ -230,6 +237,13 @@ def to_spec_form(
         _flow_to_spec(body)
     if (
         method == "POST"
+        and path.endswith("/conversion/mappingSets")
+        and isinstance(body, dict)
+        and body.get("id", "") is None
+    ):
+        del body["id"]  # mapping-set-null-id
+    if (
+        method == "POST"
         and path.endswith("/flowservice/sourceConnections")
         and isinstance(body, dict)
         and "data" not in body
@@ -256,9 +270,9 @@ def response_to_spec_form(method: str, path: str, query: list[tuple[str, str]], 
         method == "GET"
         and path.endswith("/explore")
         and isinstance(body, dict)
-        and any(k == "objectType" and v.lower() == "rest" for k, v in query)
+        and any(k == "objectType" and v.lower() in ("rest", "file") for k, v in query)
     ):
-        body = [body]  # explore-rest-response
+        body = [body]  # explore-structure-response
     if method == "POST" and path.endswith("/mappingSets") and isinstance(body, dict):
         for key in ("createdDate", "modifiedDate"):
             if isinstance(body.get(key), int):  # mapping-set-dates

@@ -41,7 +41,7 @@ def write_batch(
         dataset_id: the target dataset.
         records: the XDM records that landed.
         errors: one row error per record that did not.
-        input_format: `delimited`, `json`, `parquet` (Catalog inputFormat.format).
+        input_format: Catalog's inputFormat.format: `csv`, `json`, `parquet` or `avro`.
         flow_id: the flow that produced it, if any.
         run_id: the run that produced it, if any.
         failure: a whole-batch failure message (status failed, nothing lands).
@@ -78,7 +78,7 @@ def write_batch(
                     {
                         "code": "ROW-ERRORS",
                         "description": f"{len(errors)} record(s) failed",
-                        "rows": [e.get("line") for e in errors if e.get("line")],
+                        "rows": [str(e["line"]) for e in errors if e.get("line")],
                     }
                 ]
                 if errors

@@ -28,6 +28,7 @@ from tests.emulator.chains import (
     create_target,
 )
 from tests.emulator.conftest import ORG, SANDBOX
+from tests.emulator.openapi_support import RecordingTransport, SpecChecker
 from tests.support.sshd import Sshd, start_sshd
 
 EXPORT = "/data/foundation/export"
@@ -51,12 +52,16 @@ def rsa_sshd(tmp_path: Path) -> Iterator[Sshd]:
 
 @pytest.fixture
 def session(tmp_path: Path, rsa_sshd: Sshd) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
-    """An embedded emulator (faults on, fast landings) and an authenticated client for it."""
+    """An embedded emulator (faults on, fast landings) and an authenticated client for it.
+
+    Every exchange on Adobe's paths is checked against Adobe's spec when the test is done.
+    """
+    transport = RecordingTransport()
     with (
         EmbeddedEmulator(
             tmp_path / "aep", known_hosts=rsa_sshd.known_hosts, faults=True, landing_delay_s=0.0
         ) as emu,
-        httpx.Client(base_url=emu.base_url, timeout=30) as http,
+        httpx.Client(base_url=emu.base_url, timeout=30, transport=transport) as http,
     ):
         token = http.post(
             "/ims/token/v3",
@@ -76,6 +81,9 @@ def session(tmp_path: Path, rsa_sshd: Sshd) -> Iterator[tuple[httpx.Client, dict
                 "x-sandbox-name": SANDBOX,
             },
         )
+        checker = SpecChecker(emu.base_url)
+        problems = [p for ex in transport.exchanges for p in checker.problems(ex)]
+        assert problems == [], "\n".join(problems)
 
 
 def wait_run(
