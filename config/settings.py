@@ -194,6 +194,21 @@ class FlowsSettings(_Section):
 
     prefix: str = "aep-bridge"
     """Prefix of every resource name the tool creates; the rest is the configuration key."""
+    file: Path | None = None
+    """The desired streaming dataflows (`aep-sync`); unset means the shipped `config/flows.toml`."""
+    stripe_access_token: SecretStr | None = None
+    """Stripe secret or restricted key for the Stripe base connection. Environment only:
+    AEP_BRIDGE_FLOWS__STRIPE_ACCESS_TOKEN. Required in remote mode."""
+    capillary_client_secret: SecretStr | None = None
+    """Capillary OAuth client secret for the Capillary base connection. Environment only:
+    AEP_BRIDGE_FLOWS__CAPILLARY_CLIENT_SECRET. Required in remote mode."""
+    capillary_access_token: SecretStr | None = None
+    """Capillary access token for the Capillary base connection. Environment only:
+    AEP_BRIDGE_FLOWS__CAPILLARY_ACCESS_TOKEN. Required in remote mode."""
+    apply_interval_min: float = Field(default=15.0, gt=0)
+    """`aep-sync run`: minutes between two applies of the desired dataflows."""
+    watch_interval_s: float = Field(default=60.0, gt=0)
+    """`aep-sync run`: seconds between two looks at flow state, runs and failures."""
 
 
 class SmokeSettings(_Section):
@@ -203,6 +218,9 @@ class SmokeSettings(_Section):
     """How long to wait for a record to land."""
     poll_s: float = 5.0
     """Polling interval while waiting."""
+    sync_validation: bool = True
+    """Send the test record with `?syncValidation=true` first, so a record the schema refuses
+    fails at once with DCS's reasons instead of after the landing timeout."""
 
 
 class Settings(BaseSettings):

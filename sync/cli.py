@@ -118,3 +118,7 @@ def main() -> None:
 def smoke_main() -> None:
     """Entry point of `aep-smoke`."""
     smoke_app()
+
+
+# plan, apply, run, status (aep-sync) and send (aep-smoke) register themselves on the apps above
+from sync import commands as _commands  # noqa: E402, F401

@@ -1,0 +1,730 @@
+"""Desired vs actual: the diff per resource, computed by the one code path `plan` and `apply` share.
+
+`Reconciler` walks every flow's chain in order (schema, identity descriptor, dataset, base
+connection, source connection, target connection, mapping set, flow). For each resource it
+reads what exists (by the id recorded in the history, else by its deterministic name or tag),
+compares it with the desired state and decides: `create`, `update` (with the JSON Patch ops, by
+path and kind) or `no-op`. With `act=False` (`plan`) that is all it does: no write reaches the
+Platform or the history. With `act=True` (`sync.apply`) the same walk acts on each decision as
+it makes it: creates go through `aep.lookup.create_or_find` (never a duplicate, also after a
+lost response), updates are PATCHed with `If-Match` of the version just read (a 412 re-reads
+and re-decides once), flows are enabled through their action endpoint.
+
+Compared for drift: descriptions and names (a resource found by its recorded id under another
+name), references between resources, source/target `data` and `params`, the base connection's
+non-secret auth params and (by fingerprint, since GETs mask them) its secrets, the mapping set's
+(source, destination) pairs, the flow's schedule (`frequency`, `interval`; never `startTime`,
+which cannot change once passed), mapping id/version and state. Schemas are created but never
+changed (Schema Registry changes are additive and left to people).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from aep import deviations, errors
+from aep.client import PlatformClient
+from aep.flows import Flow, PatchOp, patch
+from aep.names import description_tag, resource_name
+from sync.desired import DATA_LAKE_SPEC, XED_FULL, DesiredState, FlowDecl
+from sync.history import History
+from sync.platform_extras import identity_descriptors, put_mapping_set
+
+__all__ = [
+    "Action",
+    "Change",
+    "FieldChange",
+    "Plan",
+    "Reconciler",
+    "SyncError",
+    "plan",
+]
+
+logger = logging.getLogger("sync.plan")
+
+NEW = "(new)"
+"""Stands for the id of a resource that `plan` would create."""
+MASKED = "******"
+
+
+class SyncError(Exception):
+    """The desired state cannot be reached without a person (e.g. an auth type changed)."""
+
+
+class Action(StrEnum):
+    """What happens to one resource."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    NOOP = "no-op"
+
+
+_PAST = {Action.CREATE: "created", Action.UPDATE: "updated", Action.NOOP: "unchanged"}
+_SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.NOOP: "="}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field that differs: a JSON Patch op by path and kind, with before and after."""
+
+    path: str
+    kind: Literal["add", "replace", "remove"]
+    before: Any = None
+    after: Any = None
+
+    def op(self) -> PatchOp:
+        """The JSON Patch operation (as the tutorials send it)."""
+        return patch(self.kind, self.path, self.after)
+
+    def line(self) -> str:
+        """`replace /description: 'a' -> 'b'`."""
+        if self.kind == "add":
+            return f"{self.kind} {self.path}: {_short(self.after)}"
+        if self.kind == "remove":
+            return f"{self.kind} {self.path} (was {_short(self.before)})"
+        return f"{self.kind} {self.path}: {_short(self.before)} -> {_short(self.after)}"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class Change:
+    """The decision on one resource."""
+
+    flow: str
+    """The flow key (or `connections.<key>` for a shared base connection)."""
+    resource: str
+    """schema, identity, dataset, base connection, source connection, target connection,
+    mapping set or flow."""
+    name: str
+    action: Action
+    id: str | None = None
+    fields: list[FieldChange] = field(default_factory=list)
+    note: str | None = None
+
+    def line(self, *, done: bool = False) -> str:
+        """One line: sign, action, flow, resource, name, id."""
+        verb = _PAST[self.action] if done else str(self.action)
+        text = f"{_SIGN[self.action]} {verb:<9} {self.flow:<24} {self.resource:<18} {self.name}"
+        if self.id and self.id != NEW:
+            text += f" ({self.id})"
+        if self.note:
+            text += f"  [{self.note}]"
+        return text
+
+    def asdict(self) -> dict[str, Any]:
+        """JSON-ready form (`fields` carry their JSON Patch op)."""
+        out = asdict(self)
+        out["action"] = str(self.action)
+        out["fields"] = [{**asdict(f), "op": f.op()} for f in self.fields]
+        return out
+
+
+@dataclass
+class Plan:
+    """Every resource's decision, in chain order."""
+
+    changes: list[Change] = field(default_factory=list)
+    applied: bool = False
+    """True when the decisions were acted on (`apply`), False for a plan."""
+
+    def counts(self) -> dict[str, int]:
+        """How many resources per action (every action present, zeros included)."""
+        found = Counter(str(c.action) for c in self.changes)
+        return {str(a): found.get(str(a), 0) for a in Action}
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether anything would change (or did)."""
+        return any(c.action != Action.NOOP for c in self.changes)
+
+    def lines(self, *, detail: bool = True, changes_only: bool = False) -> list[str]:
+        """One line per resource (or per changed one), JSON Patch detail under updates, then
+        the counts."""
+        out: list[str] = []
+        for change in self.changes:
+            if changes_only and change.action == Action.NOOP:
+                continue
+            out.append(change.line(done=self.applied))
+            if detail:
+                out.extend(f"      {f.line()}" for f in change.fields)
+        c = self.counts()
+        if self.applied:
+            out.append(
+                f"Applied: {c['create']} created, {c['update']} updated, {c['no-op']} unchanged."
+            )
+        else:
+            out.append(
+                f"Plan: {c['create']} to create, {c['update']} to update, {c['no-op']} unchanged."
+            )
+        return out
+
+    def asdict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "applied": self.applied,
+            "changes": [c.asdict() for c in self.changes],
+            "counts": self.counts(),
+            "has_changes": self.has_changes,
+        }
+
+
+def _diff(path: str, before: Any, after: Any) -> FieldChange | None:
+    """The change that makes `before` into `after` at `path` (None when equal)."""
+    if before == after:
+        return None
+    if after is None:
+        return FieldChange(path, "remove", before, None)
+    if before is None:
+        return FieldChange(path, "add", None, after)
+    return FieldChange(path, "replace", before, after)
+
+
+def _fingerprint(auth: dict[str, Any]) -> str:
+    """sha256 of the whole auth object as sent (GETs mask secrets, so they cannot be compared)."""
+    return hashlib.sha256(json.dumps(auth, sort_keys=True).encode()).hexdigest()
+
+
+def _masked(value: Any) -> bool:
+    return isinstance(value, str) and len(value) >= 3 and set(value) == {"*"}
+
+
+class Reconciler:
+    """Walk the desired chains, decide per resource, and (with `act`) carry the decisions out.
+
+    Args:
+        client: the Platform client.
+        desired: the desired dataflows.
+        history: the sync history (recorded ids, secret fingerprints); None reads nothing
+            (e.g. a plan before any apply).
+        act: False computes the plan and writes nothing; True applies it.
+    """
+
+    def __init__(
+        self,
+        client: PlatformClient,
+        desired: DesiredState,
+        history: History | None,
+        *,
+        act: bool,
+    ) -> None:
+        self.client = client
+        self.desired = desired
+        self.history = history
+        self.act = act
+        self.plan = Plan(applied=act)
+        self._tenant: str | None = None
+        self._bases: dict[str, str | None] = {}
+        for secret in desired.secret_values():
+            client.add_secret(secret)
+
+    # -- helpers
+    @property
+    def tenant(self) -> str:
+        """The org's tenant id (read once)."""
+        if self._tenant is None:
+            self._tenant = self.client.schemas.tenant_id()
+        return self._tenant
+
+    def _name(self, key: str, role: str) -> str:
+        return resource_name(self.desired.prefix, f"{key}.{role}")
+
+    def _recorded(self, key: str) -> str | None:
+        return self.history.recorded_id(key) if self.history is not None else None
+
+    def _record(self, key: str, kind: str, resource_id: str | None) -> None:
+        if self.act and self.history is not None and resource_id and resource_id != NEW:
+            self.history.record_id(key, kind, resource_id)
+
+    def _add(self, change: Change) -> Change:
+        self.plan.changes.append(change)
+        logger.info("%s", change.line(done=self.act))
+        return change
+
+    def _find_flow_service(self, collection: Any, key: str, name: str) -> Any | None:
+        """By recorded id (it may have been renamed), else by name."""
+        recorded = self._recorded(key)
+        if recorded:
+            try:
+                return collection.get(recorded)
+            except errors.NotFoundError:
+                pass
+        return collection.find_by_name(name)
+
+    def _update_flow_service(
+        self, collection: Any, key: str, name: str, item: Any, fields: list[FieldChange]
+    ) -> None:
+        """PATCH `fields` with If-Match; a 412 re-reads once and re-sends what still differs."""
+        ops = [f.op() for f in fields]
+        try:
+            collection.patch(item.id, item.etag or "", ops)
+        except errors.PreconditionFailed:
+            fresh = collection.get(item.id)
+            logger.warning(
+                "%s %s changed meanwhile (412); re-sending on its new version", key, name
+            )
+            collection.patch(fresh.id, fresh.etag or "", ops)
+
+    # -- the walk
+    def run(self) -> Plan:
+        """Decide (and with `act`, carry out) every resource of every desired flow."""
+        for key, flow in self.desired.flows.items():
+            self._flow_chain(key, flow)
+        return self.plan
+
+    def _flow_chain(self, key: str, flow: FlowDecl) -> None:
+        schema_id = self._schema(key, flow)
+        self._identity(key, flow, schema_id)
+        dataset_id = self._dataset(key, flow, schema_id)
+        base_id = self._base_connection(flow.base_connection) if flow.base_connection else None
+        source_id = self._source(key, flow, base_id)
+        target_id = self._target(key, flow, schema_id, dataset_id)
+        mapping_id, mapping_version = self._mapping(key, flow, schema_id)
+        self._flow(key, flow, source_id, target_id, mapping_id, mapping_version)
+
+    # -- schema and identity
+    def _schema(self, key: str, flow: FlowDecl) -> str:
+        decl = flow.schema_
+        if decl.id:
+            self.client.schemas.get_schema(decl.id)  # NotFound names the configured id
+            self._add(Change(key, "schema", decl.id, Action.NOOP, decl.id, note="configured id"))
+            return decl.id
+        title = self._name(key, "schema")
+        found = self.client.schemas.find_schema_by_title(title)
+        if found is not None:
+            self._add(Change(key, "schema", title, Action.NOOP, found.id))
+            self._record(f"{key}.schema", "schema", found.id)
+            return found.id
+        change = self._add(Change(key, "schema", title, Action.CREATE, NEW))
+        if not self.act:
+            return NEW
+        result = self.client.schemas.ensure_schema(decl.body(title, self.tenant))
+        change.id = result.id
+        self._record(f"{key}.schema", "schema", result.id)
+        return result.id
+
+    def _identity(self, key: str, flow: FlowDecl, schema_id: str) -> None:
+        identity = flow.schema_.identity
+        if not identity or flow.schema_.id:
+            return
+        path, namespace = identity["path"], identity["namespace"]
+        name = f"{path} ({namespace})"
+
+        def find() -> str | None:
+            for d in identity_descriptors(self.client, schema_id):
+                if d.get("xdm:sourceProperty") == path and d.get("xdm:isPrimary", True):
+                    return str(d.get("@id") or path)
+            return None
+
+        existing = find() if schema_id != NEW else None
+        if existing is not None:
+            self._add(Change(key, "identity", name, Action.NOOP, existing))
+            return
+        change = self._add(Change(key, "identity", name, Action.CREATE, NEW))
+        if not self.act:
+            return
+        from aep.lookup import create_or_find
+
+        result = create_or_find(
+            kind="identity descriptor",
+            name=name,
+            find=find,
+            create=lambda: self.client.schemas.primary_identity(schema_id, path, namespace),
+        )
+        change.id = result.id
+
+    # -- dataset
+    def _dataset(self, key: str, flow: FlowDecl, schema_id: str) -> str:
+        decl = flow.dataset
+        catalog = self.client.catalog
+        if decl.id:
+            dataset = catalog.get_dataset(decl.id)
+            name, dataset_id = decl.id, decl.id
+        else:
+            name = self._name(key, "dataset")
+            found = catalog.find_dataset_by_name(name)
+            if found is None:
+                change = self._add(Change(key, "dataset", name, Action.CREATE, NEW))
+                if not self.act:
+                    return NEW
+                body: dict[str, Any] = {
+                    "description": flow.description,
+                    "schemaRef": {"id": schema_id, "contentType": XED_FULL},
+                    "fileDescription": {
+                        "persisted": True,
+                        "containerFormat": "parquet",
+                        "format": "parquet",
+                    },
+                }
+                if decl.profile:
+                    body["tags"] = {
+                        "unifiedProfile": ["enabled:true"],
+                        "unifiedIdentity": ["enabled:true"],
+                    }
+                result = catalog.ensure_dataset(name, body)
+                change.id = result.id
+                self._record(f"{key}.dataset", "dataset", result.id)
+                return result.id
+            dataset_id = found
+            dataset = catalog.get_dataset(found)
+        fields: list[FieldChange] = []
+        schema_ref = (dataset.schemaRef or {}).get("id")
+        if schema_id != NEW and schema_ref != schema_id:
+            raise SyncError(
+                f"{key}: dataset {dataset_id} is on schema {schema_ref}, the flow's schema is "
+                f"{schema_id}; a dataset's schema cannot change: set flows.{key}.dataset.id or "
+                "delete the dataset"
+            )
+        profile_tags = (dataset.tags or {}).get("unifiedProfile") or []
+        enabled = any(str(t).replace(" ", "").lower() == "enabled:true" for t in profile_tags)
+        if decl.profile and not enabled:
+            fields.append(
+                FieldChange("/tags/unifiedProfile", "add", profile_tags, ["enabled:true"])
+            )
+        action = Action.UPDATE if fields else Action.NOOP
+        self._add(Change(key, "dataset", name, action, dataset_id, fields))
+        self._record(f"{key}.dataset", "dataset", dataset_id)
+        if fields and self.act:
+            catalog.enable_profile(dataset_id)
+        return dataset_id
+
+    # -- base connection (shared)
+    def _base_connection(self, conn_key: str) -> str | None:
+        if conn_key in self._bases:
+            return self._bases[conn_key]
+        decl = self.desired.connections[conn_key]
+        label = f"connections.{conn_key}"
+        rkey = f"{conn_key}.base"
+        name = self._name(conn_key, "base")
+        collection = self.client.flows.connections
+        auth = self.desired.auth(conn_key)
+        fingerprint = _fingerprint(auth)
+        item = self._find_flow_service(collection, rkey, name)
+        if item is None:
+            change = self._add(Change(label, "base connection", name, Action.CREATE, NEW))
+            if not self.act:
+                self._bases[conn_key] = NEW
+                return NEW
+            body = {
+                "description": decl.description,
+                "connectionSpec": {"id": decl.connection_spec_id, "version": "1.0"},
+                "auth": auth,
+            }
+            result = collection.ensure(name, body)
+            change.id = result.id
+            self._record(rkey, "base connection", result.id)
+            if self.history is not None:
+                self.history.record_fingerprint(conn_key, fingerprint)
+            self._bases[conn_key] = result.id
+            return result.id
+        current_auth = item.auth or {}
+        if current_auth.get("specName") not in (None, decl.auth_spec_name):
+            raise SyncError(
+                f"{label}: base connection {item.id} uses {current_auth.get('specName')!r}, the "
+                f"configuration asks for {decl.auth_spec_name!r}; AEP cannot change the auth "
+                "type of a connection: delete it (and its flows) or change flows.prefix"
+            )
+        fields = [
+            f
+            for f in (
+                _diff("/name", item.name, name),
+                _diff("/description", item.description or None, decl.description or None),
+            )
+            if f
+        ]
+        now = current_auth.get("params") or {}
+        stale = [
+            p
+            for p, v in decl.params.items()
+            if not _masked(now.get(p)) and str(now.get(p)) != str(v)
+        ]
+        known = self.history.fingerprint(conn_key) if self.history is not None else None
+        secrets_changed = known != fingerprint
+        if stale or secrets_changed:
+            masked = {k: (MASKED if k in decl.secrets else v) for k, v in auth["params"].items()}
+            before = {k: v for k, v in now.items() if k in auth["params"]}
+            fields.append(FieldChange("/auth/params", "replace", before, masked))
+        note = None
+        if secrets_changed:
+            note = "credentials not sent from here yet" if known is None else "credentials rotated"
+        action = Action.UPDATE if fields else Action.NOOP
+        self._add(Change(label, "base connection", name, action, item.id, fields, note))
+        self._record(rkey, "base connection", item.id)
+        if fields and self.act:
+            real = [
+                FieldChange("/auth/params", "replace", None, auth["params"])
+                if f.path == "/auth/params"
+                else f
+                for f in fields
+            ]
+            self._update_flow_service(collection, rkey, name, item, real)
+            if self.history is not None:
+                self.history.record_fingerprint(conn_key, fingerprint)
+        self._bases[conn_key] = item.id
+        return item.id
+
+    # -- source and target connections
+    def _source(self, key: str, flow: FlowDecl, base_id: str | None) -> str:
+        rkey = f"{key}.source"
+        name = self._name(key, "source")
+        desired: dict[str, Any] = {
+            "description": flow.source_description or None,
+            "baseConnectionId": base_id,
+            "data": flow.source_data,
+            "params": flow.source_params,
+        }
+        body: dict[str, Any] = {
+            "connectionSpec": {"id": flow.connection_spec_id, "version": "1.0"},
+            **{k: v for k, v in desired.items() if v is not None},
+        }
+        if flow.provider_id:
+            body["providerId"] = flow.provider_id
+        return self._connection(
+            key,
+            rkey,
+            "source connection",
+            name,
+            self.client.flows.source_connections,
+            body,
+            desired,
+        )
+
+    def _target(self, key: str, flow: FlowDecl, schema_id: str, dataset_id: str) -> str:
+        rkey = f"{key}.target"
+        name = self._name(key, "target")
+        data: dict[str, Any] = {"schema": {"id": schema_id, "version": flow.target_schema_version}}
+        if flow.target_format:
+            data = {"format": flow.target_format, **data}
+        desired: dict[str, Any] = {
+            "description": flow.target_description or None,
+            "data": data,
+            "params": {"dataSetId": dataset_id},
+        }
+        body = {
+            "connectionSpec": {"id": DATA_LAKE_SPEC, "version": "1.0"},
+            **{k: v for k, v in desired.items() if v is not None},
+        }
+        return self._connection(
+            key,
+            rkey,
+            "target connection",
+            name,
+            self.client.flows.target_connections,
+            body,
+            desired,
+        )
+
+    def _connection(
+        self,
+        key: str,
+        rkey: str,
+        resource: str,
+        name: str,
+        collection: Any,
+        body: dict[str, Any],
+        desired: dict[str, Any],
+    ) -> str:
+        item = self._find_flow_service(collection, rkey, name)
+        if item is None:
+            change = self._add(Change(key, resource, name, Action.CREATE, NEW))
+            if not self.act:
+                return NEW
+            result = collection.ensure(name, body)
+            change.id = result.id
+            self._record(rkey, resource, result.id)
+            return result.id
+        fields = [f for f in [_diff("/name", item.name, name)] if f]
+        for field_name, want in desired.items():
+            have = getattr(item, field_name, None)
+            if field_name == "description":
+                have = have or None
+            change = _diff(f"/{field_name}", have, want)
+            if change:
+                fields.append(change)
+        action = Action.UPDATE if fields else Action.NOOP
+        self._add(Change(key, resource, name, action, item.id, fields))
+        self._record(rkey, resource, item.id)
+        if fields and self.act:
+            self._update_flow_service(collection, rkey, name, item, fields)
+        return str(item.id)
+
+    # -- mapping set
+    def _mapping(self, key: str, flow: FlowDecl, schema_id: str) -> tuple[str, int | None]:
+        rkey = f"{key}.mapping"
+        tag = description_tag(self.desired.prefix, rkey)
+        mappings = self.client.mappings
+        found = mappings.find_mapping_set(tag=tag, recorded_id=self._recorded(rkey))
+        body = flow.mapping.body(schema_id, self.tenant)
+        if found is None:
+            change = self._add(Change(key, "mapping set", tag, Action.CREATE, NEW))
+            if not self.act:
+                return NEW, None
+            result = mappings.ensure_mapping_set(tag, body, recorded_id=self._recorded(rkey))
+            change.id = result.id
+            self._record(rkey, "mapping set", result.id)
+            current = mappings.get_mapping_set(result.id)
+            return result.id, current.version or 0
+        current = mappings.get_mapping_set(found)
+        have = [
+            (
+                str(m.get("source") or m.get("sourceAttribute")),
+                str(m.get("destination") or m.get("destinationXdmPath")),
+            )
+            for m in current.mappings
+        ]
+        want = flow.mapping.pairs(self.tenant)
+        fields: list[FieldChange] = []
+        if have != want:
+            fields.append(
+                FieldChange(
+                    "/mappings",
+                    "replace",
+                    [f"{s} -> {d}" for s, d in have if (s, d) not in want],
+                    [f"{s} -> {d}" for s, d in want if (s, d) not in have],
+                )
+            )
+        have_schema = (
+            ((current.model_extra or {}).get("outputSchema") or {}).get("schemaRef") or {}
+        ).get("id") or (current.model_extra or {}).get("xdmSchema")
+        if schema_id != NEW and have_schema and have_schema != schema_id:
+            fields.append(
+                FieldChange("/outputSchema/schemaRef/id", "replace", have_schema, schema_id)
+            )
+        action = Action.UPDATE if fields else Action.NOOP
+        note = "new version" if fields else None
+        self._add(Change(key, "mapping set", tag, action, found, fields, note))
+        self._record(rkey, "mapping set", found)
+        if fields and not self.act:
+            return found, None  # the flow will move to the version the update makes
+        if fields:
+            updated = put_mapping_set(self.client, found, tag, body)
+            return found, updated.version or 0
+        return found, current.version or 0
+
+    # -- flow
+    def _flow(
+        self,
+        key: str,
+        flow: FlowDecl,
+        source_id: str,
+        target_id: str,
+        mapping_id: str,
+        mapping_version: int | None,
+    ) -> None:
+        rkey = f"{key}.flow"
+        name = self._name(key, "flow")
+        collection = self.client.flows.flows
+        version = deviations.mapping_version(mapping_version or 0)
+        transformation = {
+            "name": "Mapping",
+            "params": {"mappingId": mapping_id, "mappingVersion": version},
+        }
+        item: Flow | None = self._find_flow_service(collection, rkey, name)
+        if item is None:
+            change = self._add(Change(key, "flow", name, Action.CREATE, NEW))
+            if not self.act:
+                return
+            body: dict[str, Any] = {
+                "description": flow.description,
+                "flowSpec": {"id": flow.flow_spec_id, "version": "1.0"},
+                "sourceConnectionIds": [source_id],
+                "targetConnectionIds": [target_id],
+                "transformations": [transformation],
+            }
+            if flow.schedule:
+                body["scheduleParams"] = {
+                    "startTime": deviations.schedule_start_time(int(time.time())),
+                    **flow.schedule,
+                }
+            result = collection.ensure(name, body)
+            change.id = result.id
+            self._record(rkey, "flow", result.id)
+            if flow.state == "disabled":
+                self.client.flows.disable_flow(result.id)
+            return
+        if item.flowSpec is not None and item.flowSpec.id != flow.flow_spec_id:
+            raise SyncError(
+                f"{key}: flow {item.id} uses flow spec {item.flowSpec.id}, the configuration "
+                f"asks for {flow.flow_spec_id}; a flow's spec cannot change: delete the flow "
+                f"(`{name}`) and apply again"
+            )
+        fields = [
+            f
+            for f in (
+                _diff("/name", item.name, name),
+                _diff("/description", item.description or None, flow.description or None),
+                _diff("/sourceConnectionIds", item.sourceConnectionIds, [source_id]),
+                _diff("/targetConnectionIds", item.targetConnectionIds, [target_id]),
+            )
+            if f
+        ]
+        have = item.transformations[0] if item.transformations else None
+        have_params = (have or {}).get("params") or {}
+        same_mapping = (
+            have is not None
+            and have_params.get("mappingId") == mapping_id
+            and mapping_version is not None
+            and str(have_params.get("mappingVersion")) == str(version)
+        )
+        if not same_mapping:
+            after = dict(transformation)
+            if mapping_version is None:
+                after = {
+                    "name": "Mapping",
+                    "params": {"mappingId": mapping_id, "mappingVersion": "(next)"},
+                }
+            fields.append(
+                FieldChange("/transformations/0", "replace" if have else "add", have, after)
+            )
+        if flow.schedule:
+            schedule = item.scheduleParams or {}
+            for part, want in flow.schedule.items():
+                got = schedule.get(part)
+                if str(got) != str(want):
+                    fields.append(
+                        FieldChange(
+                            f"/scheduleParams/{part}",
+                            "replace" if got is not None else "add",
+                            got,
+                            want,
+                        )
+                    )
+        state = FieldChange("/state", "replace", item.state, flow.state)
+        state_drift = (item.state or "").lower() != flow.state
+        shown = [*fields, state] if state_drift else fields
+        action = Action.UPDATE if shown else Action.NOOP
+        note = "state via /flows/{id}/action" if state_drift else None
+        self._add(Change(key, "flow", name, action, item.id, shown, note))
+        self._record(rkey, "flow", item.id)
+        if not self.act:
+            return
+        if fields:
+            if mapping_version is None:
+                raise SyncError(f"{key}: the mapping set's new version is unknown")
+            self._update_flow_service(collection, rkey, name, item, fields)
+        if state_drift:
+            if flow.state == "enabled":
+                self.client.flows.enable_flow(item.id)
+            else:
+                self.client.flows.disable_flow(item.id)
+
+
+def plan(client: PlatformClient, desired: DesiredState, history: History | None) -> Plan:
+    """What `apply` would do, with no write anywhere.
+
+    Raises:
+        SyncError: the desired state needs a person (a changed auth type, dataset schema or
+            flow spec).
+        aep.errors.AEPError: the Platform failed.
+    """
+    return Reconciler(client, desired, history, act=False).run()
