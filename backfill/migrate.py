@@ -248,12 +248,14 @@ def _validate(
         sha = _sha256(path)
         hashes[path] = sha
         entry = ledger.get(sha)
-        valid = Path(entry.details.get("valid_path", "")) if entry else None
-        if (
-            entry is not None
-            and entry.reached(Step.VALIDATED)
-            and valid is not None
-            and valid.is_file()
+        # the valid file is only needed until it is shipped: a shipped file is never
+        # validated again, even when the validator's outputs were cleaned up since
+        if entry is not None and (
+            entry.reached(Step.SHIPPED)
+            or (
+                entry.reached(Step.VALIDATED)
+                and Path(entry.details.get("valid_path") or "").is_file()
+            )
         ):
             entries[sha] = entry
             result.files.append(

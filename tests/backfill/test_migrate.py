@@ -233,3 +233,17 @@ def test_a_crash_between_ship_and_ingest_resumes_at_ingest(
     assert rec.rows_shipped == rec.input == again.files[0].counts["valid"]
     assert sorted((Path(settings.state_dir) / "sftp" / "landing").rglob("*.csv")) == landed
     assert len(_runs(settings)) == 1
+
+
+def test_a_rerun_after_the_validated_outputs_were_cleaned_up_does_nothing(
+    settings: Settings, tmp_path: Path
+):
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    assert migrate(settings, inputs=[folder]).ok
+    shutil.rmtree(Path(settings.state_dir) / "validated")  # only needed until shipped
+    runs_before = len(_runs(settings))
+
+    again = migrate(settings, inputs=[folder])
+    assert again.ok, again.problems
+    assert [(f.step, f.skipped) for f in again.files] == [(Step.RECONCILED, True)]
+    assert len(_runs(settings)) == runs_before
