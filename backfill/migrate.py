@@ -224,10 +224,22 @@ def migrate(
             options.update(emulator_options or {})
             platform = stack.enter_context(open_platform(settings, emulator_options=options))
             _ingest(settings, contracts, ledger, platform.client, landing, result, say)
+        settled_now = {r.run_id for r in result.reconciliations}
         for f in result.files:
             entry = ledger.get(f.sha256)
-            if entry is not None:
-                f.step, f.counts, f.reason = entry.step, entry.counts, entry.reason
+            if entry is None:
+                continue
+            f.step, f.counts, f.reason = entry.step, entry.counts, entry.reason
+            # a mismatch is never re-ingested (that would write the records twice), so
+            # nothing retries it: every later run reports it again
+            if (
+                entry.failed_step is Step.RECONCILED
+                and entry.details.get("run_id") not in settled_now
+            ):
+                result.problems.append(
+                    f"{f.path}: run {entry.details.get('run_id')} did not reconcile "
+                    f"(recorded by an earlier run, never re-ingested): {entry.reason}"
+                )
     result.seconds = time.monotonic() - started
     return result
 

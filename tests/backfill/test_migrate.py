@@ -247,3 +247,29 @@ def test_a_rerun_after_the_validated_outputs_were_cleaned_up_does_nothing(
     assert again.ok, again.problems
     assert [(f.step, f.skipped) for f in again.files] == [(Step.RECONCILED, True)]
     assert len(_runs(settings)) == runs_before
+
+
+def test_a_count_mismatch_is_reported_by_every_rerun_and_never_re_ingested(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import backfill.migrate as m
+
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    with monkeypatch.context() as patched:
+        patched.setattr(m, "_ingest", lambda *_a, **_k: None)  # stop after shipping
+        migrate(settings, inputs=[folder])
+    with Ledger.in_state_dir(Path(settings.state_dir)) as ledger:
+        [e] = ledger.entries()
+        wrong = {"shipped": e.counts["shipped"] + 1}  # the ledger and AEP now disagree
+        ledger.record(e.sha256, Step.SHIPPED, input_path=e.input_path, kind=e.kind, counts=wrong)
+
+    second = migrate(settings, inputs=[folder])
+    assert not second.ok
+    assert [p for p in second.problems if "!= run inputRecordCount" in p]
+    runs = len(_runs(settings))
+
+    third = migrate(settings, inputs=[folder])
+    assert not third.ok
+    assert third.reconciliations == [] and len(_runs(settings)) == runs
+    [problem] = third.problems
+    assert "customers_clean.csv" in problem and "!= run inputRecordCount" in problem
