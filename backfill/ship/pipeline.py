@@ -25,6 +25,8 @@ from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, CMD_WRITE, int64
 
 __all__ = [
     "MAX_OUTSTANDING",
+    "Available",
+    "NoMoreData",
     "PipelinedWriter",
     "ShortRead",
     "install_zero_copy_send",
@@ -113,6 +115,15 @@ class PipelinedWriter:
             self._collect(block=True)
 
 
+Available = Callable[[int, bool], int]
+"""`available(offset, block)`: how many bytes from the start may be read now; with `block`,
+wait until more than `offset` are (returns `offset` or less when there will be no more)."""
+
+
+class NoMoreData(Exception):
+    """The producer of a growing file stopped before the expected size."""
+
+
 def pipelined_read(
     sftp: paramiko.SFTPClient,
     handle: bytes,
@@ -121,22 +132,35 @@ def pipelined_read(
     *,
     request_size: int,
     max_outstanding: int = MAX_OUTSTANDING,
+    available: Available | None = None,
 ) -> None:
     """Read the first `size` bytes of an open remote file, in order, into `consume`, with
     `max_outstanding` read requests in flight.
 
+    Args:
+        available: for a file still being written, how far it may be read (see `Available`);
+            None means all `size` bytes are there.
+
     Raises:
         ShortRead: the server answered a read with fewer bytes (the caller falls back).
+        NoMoreData: `available` says the file will not grow to `size`.
     """
     pending: deque[tuple[int, int, int]] = deque()
     next_off = 0
+    limit = size if available is None else min(size, available(0, False))
     try:
         while next_off < size or pending:
-            while next_off < size and len(pending) < max_outstanding:
-                n = min(request_size, size - next_off)
+            if available is not None and next_off >= limit and next_off < size:
+                limit = min(size, available(next_off, not pending))
+                if limit <= next_off and not pending:
+                    raise NoMoreData(f"file stopped growing at {limit} of {size} bytes")
+            while next_off < limit and len(pending) < max_outstanding:
+                n = min(request_size, limit - next_off)
                 num = sftp._async_request(type(None), CMD_READ, handle, int64(next_off), n)
                 pending.append((num, next_off, n))
                 next_off += n
+            if not pending:
+                continue
             num, off, n = pending.popleft()
             t, msg = sftp._read_response(num)
             if t != CMD_DATA or msg is None:

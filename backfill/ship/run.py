@@ -27,6 +27,7 @@ from backfill.ship.manifest import ManifestEntry, manifest_document, upload_mani
 from backfill.ship.source import FileMeta, PreparedSource, prepare_source
 from backfill.ship.upload import (
     CHECKPOINT_BYTES,
+    OVERLAP_MIN_BYTES,
     ProgressFn,
     Verify,
     backoff_s,
@@ -51,6 +52,8 @@ class ShipOptions:
     gzip: bool = False
     max_attempts: int = 5
     checkpoint_bytes: int = CHECKPOINT_BYTES
+    overlap_min_bytes: int = OVERLAP_MIN_BYTES
+    """Files this large or larger are verified while written, on a second connection."""
     backoff_base_s: float = 0.5
     write_manifest: bool = True
 
@@ -70,6 +73,9 @@ class FileResult:
     attempts: int = 0
     resumed_from: int = 0
     renamed_by: str | None = None
+    verified_by: str | None = None
+    """`overlapped` (compared on a second connection while written), `read-back` (compared
+    after the upload) or `size`."""
     seconds: float = 0.0
     error: str | None = None
 
@@ -246,6 +252,7 @@ def ship(
                     verify=opts.verify,
                     progress=progress,
                     checkpoint_bytes=opts.checkpoint_bytes,
+                    overlap_min_bytes=opts.overlap_min_bytes,
                 )
             except (HostKeyError, AuthFailed):
                 stop.set()
@@ -262,6 +269,7 @@ def ship(
             res.status = "already-there" if done.renamed_by == "already-there" else "shipped"
             res.remote_path, res.sha256 = done.final_path, done.sha256
             res.resumed_from, res.renamed_by = done.resumed_from, done.renamed_by
+            res.verified_by = done.verified_by
             break
         if res.status == "failed":
             res.error = f"after {res.attempts} attempt(s): {last}" if last else "stopped"

@@ -28,13 +28,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
+from backfill.ship import verify as verify_mod
 from backfill.ship.connect import SftpConnection, translate_errors
 from backfill.ship.errors import RemoteRefused, ShipError, VerifyFailed
 from backfill.ship.journal import Journal, JournalEntry, journal_key
-from backfill.ship.pipeline import PipelinedWriter, ShortRead, pipelined_read
+from backfill.ship.pipeline import PipelinedWriter
 from backfill.ship.source import PreparedSource
 
 __all__ = [
@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 LOCAL_CHUNK = 1 << 20
 """Bytes read from the local file and handed to one pipelined write call."""
+OVERLAP_MIN_BYTES = 64 << 20
+"""Files at least this large are verified on a second connection while they are written."""
 CHECKPOINT_BYTES = 8 << 20
 """Record the acknowledged offset in the journal this often (costs one small file write)."""
 
@@ -60,6 +62,9 @@ ProgressFn = Callable[[str, int, int], None]
 goes back when an attempt resumes from an earlier confirmed offset)."""
 
 Verify = Literal["sha256", "size"]
+VerifiedBy = Literal["overlapped", "read-back", "size"]
+"""How a delivery was checked: compared while written on a second connection, compared after
+the upload, or by size only."""
 
 
 def temp_name_for(remote_name: str) -> str:
@@ -75,6 +80,7 @@ class Delivered:
     sha256: str
     resumed_from: int
     renamed_by: Literal["posix-rename", "rename", "rename-unique", "already-there"]
+    verified_by: VerifiedBy = "size"
 
 
 class _BackgroundSha256:
@@ -115,48 +121,13 @@ def _stat_size(conn: SftpConnection, path: str) -> int | None:
         raise
 
 
-class _Comparer:
-    """Compares remote bytes, in order, with the local file; remembers the first difference."""
-
-    def __init__(self, local: BinaryIO) -> None:
-        self._local = local
-        self.offset = 0
-        self.mismatch: int | None = None
-
-    def __call__(self, data: bytes) -> None:
-        if self.mismatch is not None:
-            return
-        mine = self._local.read(len(data))
-        if mine != data:
-            n = min(len(mine), len(data))
-            first = next((i for i in range(n) if mine[i] != data[i]), n)
-            self.mismatch = self.offset + first
-        self.offset += len(data)
-
-
-def _first_difference(conn: SftpConnection, path: str, local_path: Path, size: int) -> int | None:
-    """Read the remote file back and compare it with the local one byte for byte.
-
-    Returns the offset of the first differing byte, or None when both are identical (then
-    the remote sha256 is the local one, which the manifest records). Comparing bytes instead
-    of hashing the read-back saves a second sha256 pass over every byte.
-    """
-    with local_path.open("rb") as local, conn.sftp.open(path, "rb") as f:
-        cmp = _Comparer(local)
-        try:
-            pipelined_read(conn.sftp, f.handle, size, cmp, request_size=conn.request_size)
-        except ShortRead:
-            # a server capping reads below its stated limit: paramiko's reader copes
-            local.seek(0)
-            cmp = _Comparer(local)
-            f.seek(0)
-            f.prefetch(size, max_concurrent_requests=64)
-            while cmp.offset < size:
-                data = f.read(min(LOCAL_CHUNK, size - cmp.offset))
-                if not data:
-                    return cmp.offset
-                cmp(data)
-    return cmp.mismatch
+def _overlapped_result(verifier: verify_mod.OverlappedVerifier) -> tuple[bool, int | None]:
+    """(finished, first differing offset) of the overlapped comparison."""
+    try:
+        return True, verifier.result(timeout_s=None)
+    except Exception as exc:
+        log.info("overlapped verification failed (%s); reading back again", exc)
+        return False, None
 
 
 def _unique_final(final_path: str) -> str:
@@ -201,6 +172,7 @@ def deliver_once(
     verify: Verify,
     progress: ProgressFn | None = None,
     checkpoint_bytes: int = CHECKPOINT_BYTES,
+    overlap_min_bytes: int = OVERLAP_MIN_BYTES,
 ) -> Delivered:
     """One attempt at delivering `src` into `remote_dir` over `conn`.
 
@@ -215,7 +187,7 @@ def deliver_once(
     with translate_errors(f"delivering {src.original.name} to {final}", conn):
         if entry and entry.done and entry.sha256 and entry.final_path:
             if _stat_size(conn, entry.final_path) == src.size:
-                return Delivered(entry.final_path, entry.sha256, 0, "already-there")
+                return Delivered(entry.final_path, entry.sha256, 0, "already-there", "size")
             entry = None
         if entry is None:
             entry = JournalEntry(
@@ -242,6 +214,17 @@ def deliver_once(
                 log.info("resuming %s at byte %d of %d", final, offset, src.size)
             else:
                 f = conn.sftp.open(entry.temp_path, "wb")
+            verifier = None
+            if verify == "sha256" and src.size >= overlap_min_bytes:
+                verifier = verify_mod.OverlappedVerifier(
+                    conn.spec,
+                    entry.temp_path,
+                    src.upload_path,
+                    src.size,
+                    verify_mod.AckedPrefix(offset),
+                )
+                verifier.start()
+                stack.callback(verifier.acked.close)
             try:
                 w = PipelinedWriter(
                     conn.sftp, f.handle, offset=offset, request_size=conn.request_size
@@ -254,6 +237,8 @@ def deliver_once(
                         break
                     h.update(data)
                     w.write(data)
+                    if verifier:
+                        verifier.acked.publish(w.confirmed)
                     if progress:
                         progress(src.remote_name, w.offset, src.size)
                     if w.confirmed - entry.confirmed >= checkpoint_bytes:
@@ -262,6 +247,12 @@ def deliver_once(
                         journal.put(key, entry)
                 w.drain()
                 pos = w.offset
+                if verifier:
+                    verifier.acked.publish(pos)
+            except BaseException:
+                if verifier:
+                    verifier.cancel()
+                raise
             finally:
                 with contextlib.suppress(Exception):
                     f.close()
@@ -276,8 +267,12 @@ def deliver_once(
             with contextlib.suppress(OSError):
                 conn.sftp.remove(entry.temp_path)
             raise VerifyFailed(f"{entry.temp_path}: remote size {got}, local {src.size}")
+        verified_by: VerifiedBy = "size"
         if verify == "sha256":
-            diff = _first_difference(conn, entry.temp_path, src.upload_path, src.size)
+            done, diff = _overlapped_result(verifier) if verifier else (False, None)
+            verified_by = "overlapped" if done else "read-back"
+            if not done:
+                diff = verify_mod.first_difference(conn, entry.temp_path, src.upload_path, src.size)
             if diff is not None:
                 journal.drop(key)
                 with contextlib.suppress(OSError):
@@ -289,7 +284,7 @@ def deliver_once(
         final_path, how = _rename_into_place(conn, entry.temp_path, final)
         entry.done, entry.final_path, entry.sha256 = True, final_path, sha
         journal.put(key, entry)
-    return Delivered(final_path, sha, offset, how)  # type: ignore[arg-type]
+    return Delivered(final_path, sha, offset, how, verified_by)  # type: ignore[arg-type]
 
 
 def backoff_s(attempt: int, *, base: float = 0.5, cap: float = 10.0) -> float:

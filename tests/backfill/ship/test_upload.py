@@ -211,10 +211,10 @@ def test_corrupted_temporary_file_is_caught_and_uploaded_again(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import backfill.ship.upload as upload
+    import backfill.ship.verify as verify
 
     src = make_file("c.csv", 2_000_000)
-    real = upload._first_difference
+    real = verify.first_difference
     corrupted: list[str] = []
 
     def corrupt_once(conn, path, local_path, size):  # type: ignore[no-untyped-def]
@@ -226,7 +226,7 @@ def test_corrupted_temporary_file_is_caught_and_uploaded_again(
             corrupted.append(path)
         return real(conn, path, local_path, size)
 
-    monkeypatch.setattr(upload, "_first_difference", corrupt_once)
+    monkeypatch.setattr(verify, "first_difference", corrupt_once)
     result = ship(
         [src],
         spec,
@@ -235,6 +235,7 @@ def test_corrupted_temporary_file_is_caught_and_uploaded_again(
     )
     assert corrupted
     assert result.ok and result.files[0].attempts == 2
+    assert result.files[0].verified_by == "read-back"
     assert (sshd.landing / "c.csv").read_bytes() == src.read_bytes()
     assert not (sshd.landing / Path(corrupted[0]).name).exists()
 
@@ -246,12 +247,13 @@ def test_size_only_verification_skips_the_read_back(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import backfill.ship.upload as upload
+    import backfill.ship.verify as verify
 
     def must_not_run(*args: object) -> None:
         raise AssertionError("read back although verify=size")
 
-    monkeypatch.setattr(upload, "_first_difference", must_not_run)
+    monkeypatch.setattr(verify, "first_difference", must_not_run)
+    monkeypatch.setattr(verify, "OverlappedVerifier", must_not_run)
     src = make_file("s.csv", 100_000)
     result = ship(
         [src],
@@ -260,3 +262,71 @@ def test_size_only_verification_skips_the_read_back(
         options=ShipOptions(remote_dir=str(sshd.landing), verify="size"),
     )
     assert result.ok and (sshd.landing / "s.csv").read_bytes() == src.read_bytes()
+
+
+def test_large_file_is_verified_while_written_on_a_second_connection(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    src = make_file("big.csv", 6 << 20)
+    peak = [0]
+
+    def watch(name: str, pos: int, size: int) -> None:
+        peak[0] = max(peak[0], len(sshd.connection_pids()))
+        time.sleep(0.01)
+
+    result = ship(
+        [src],
+        spec,
+        state_dir=tmp_path / "s",
+        options=ShipOptions(remote_dir=str(sshd.landing), overlap_min_bytes=1 << 20),
+        progress=watch,
+    )
+    assert result.ok, result.asdict()
+    assert result.files[0].verified_by == "overlapped"
+    assert peak[0] >= 2  # the verifier's own connection
+    assert (sshd.landing / "big.csv").read_bytes() == src.read_bytes()
+
+
+def test_overlapped_verifier_catches_a_difference(
+    sshd: Sshd,
+    spec: ConnectSpec,
+    make_file: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import backfill.ship.verify as verify
+
+    size = 6 << 20
+    src = make_file("big.csv", size)
+    real_call = verify._Comparer.__call__
+
+    def slow_compare(self, data):  # type: ignore[no-untyped-def]
+        time.sleep(0.03)  # the verifier lags well behind the writer
+        return real_call(self, data)
+
+    monkeypatch.setattr(verify._Comparer, "__call__", slow_compare)
+    changed: list[int] = []
+
+    def change_local_after_send(name: str, pos: int, total: int) -> None:
+        if pos == total and not changed:
+            # the writer has sent everything; the verifier has not reached 5 MiB yet
+            with src.open("r+b") as f:
+                f.seek(5 << 20)
+                byte = f.read(1)
+                f.seek(5 << 20)
+                f.write(bytes([byte[0] ^ 0xFF]))
+            changed.append(pos)
+
+    result = ship(
+        [src],
+        spec,
+        state_dir=tmp_path / "s",
+        options=ShipOptions(
+            remote_dir=str(sshd.landing), overlap_min_bytes=1 << 20, backoff_base_s=0.01
+        ),
+        progress=change_local_after_send,
+    )
+    assert changed
+    f = result.files[0]
+    assert result.ok and f.attempts == 2 and f.verified_by == "overlapped"
+    assert (sshd.landing / "big.csv").read_bytes() == src.read_bytes()
