@@ -31,7 +31,13 @@ from config.dev_credentials import DevCredentials, ensure_dev_credentials
 from config.loader import ConfigError
 from config.settings import Settings
 
-__all__ = ["EMULATOR_STATE_DIR", "OpenPlatform", "effective_settings", "open_platform"]
+__all__ = [
+    "EMULATOR_STATE_DIR",
+    "OpenPlatform",
+    "check_platform",
+    "effective_settings",
+    "open_platform",
+]
 
 EMULATOR_STATE_DIR = "emulator"
 """Sub-directory of `state_dir` that holds the embedded emulator's state."""
@@ -78,12 +84,41 @@ def _remote_problems(settings: Settings) -> list[str]:
         problems.append("platform.org_id: required in remote mode (Developer Console org id)")
     if not p.client_id:
         problems.append("platform.client_id: required in remote mode (Developer Console client id)")
-    if p.client_secret is None or not p.client_secret.get_secret_value():
+    if not _has_secret(settings):
         problems.append(
             "platform.client_secret: required in remote mode; set the environment variable "
             "AEP_BRIDGE_PLATFORM__CLIENT_SECRET"
         )
     return problems
+
+
+def _has_secret(settings: Settings) -> bool:
+    secret = settings.platform.client_secret
+    return secret is not None and bool(secret.get_secret_value())
+
+
+def check_platform(settings: Settings) -> None:
+    """Refuse, before any work, a platform configuration `open_platform` would refuse.
+
+    Raises:
+        ConfigError: remote mode without org id, client id or client secret; http mode without
+            a client secret pointing at a non-loopback host.
+    """
+    mode = settings.platform.mode
+    if mode == "remote":
+        problems = _remote_problems(settings)
+        if problems:
+            raise ConfigError("platform (remote mode)", problems)
+    elif (
+        mode == "http" and not _has_secret(settings) and not _is_loopback(settings.platform.ims_url)
+    ):
+        raise ConfigError(
+            "platform (http mode)",
+            [
+                "platform.client_secret: development credentials are only registered with "
+                "an emulator on loopback; set AEP_BRIDGE_PLATFORM__CLIENT_SECRET"
+            ],
+        )
 
 
 def effective_settings(
@@ -94,11 +129,8 @@ def effective_settings(
     Raises:
         ConfigError: remote mode without org id, client id or client secret.
     """
-    mode = settings.platform.mode
-    if mode == "remote":
-        problems = _remote_problems(settings)
-        if problems:
-            raise ConfigError("platform (remote mode)", problems)
+    if settings.platform.mode == "remote":
+        check_platform(settings)
         return settings
     update: dict[str, Any] = {}
     if base_url is not None:
@@ -148,6 +180,7 @@ def open_platform(
         ConfigError: remote mode without its credentials, or http mode with no secret
             pointing at a non-loopback host.
     """
+    check_platform(settings)
     mode = settings.platform.mode
     state_dir = Path(settings.state_dir)
     if mode == "embedded":
@@ -168,19 +201,10 @@ def open_platform(
             emulator.stop()
         return
     if mode == "http":
-        secret = settings.platform.client_secret
-        if secret is not None and secret.get_secret_value():
+        if _has_secret(settings):
             with PlatformClient(settings) as client:
                 yield OpenPlatform(settings, client)
             return
-        if not _is_loopback(settings.platform.ims_url):
-            raise ConfigError(
-                "platform (http mode)",
-                [
-                    "platform.client_secret: development credentials are only registered with an "
-                    "emulator on loopback; set AEP_BRIDGE_PLATFORM__CLIENT_SECRET"
-                ],
-            )
         dev = _dev_credentials(state_dir)
         effective = effective_settings(settings, dev=dev)
         with PlatformClient(effective) as client:

@@ -24,7 +24,7 @@ from typing import Any
 
 from aep.client import PlatformClient
 from aep.flows import Run
-from aep.platform import open_platform
+from aep.platform import check_platform, open_platform
 from backfill.contracts.loader import load_contracts
 from backfill.contracts.model import Contract
 from backfill.ingest import (
@@ -200,7 +200,11 @@ def migrate(
 
     Returns:
         Per file its step and counts, the dataflows, one reconciliation per run, problems.
+
+    Raises:
+        ConfigError: the platform configuration is unusable (checked before any work).
     """
+    check_platform(settings)
     started = time.monotonic()
     say = notify or (lambda _msg: None)
     result = MigrateResult()

@@ -82,7 +82,8 @@ def run_command(
     Exit 0 when every file went through and every count adds up, 1 otherwise.
     """
     from backfill.migrate import migrate
-    from config.cli_support import settings_or_exit
+    from config.cli_support import CONFIG_EXIT_CODE, settings_or_exit
+    from config.loader import ConfigError
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -101,6 +102,9 @@ def run_command(
 
     try:
         result = migrate(settings, inputs=paths or None, notify=notify)
+    except ConfigError as exc:
+        _err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(CONFIG_EXIT_CODE) from None
     except Exception as exc:  # the command never ends in a traceback
         logging.getLogger("backfill.migrate").debug("migration failed", exc_info=True)
         _err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", highlight=False)

@@ -273,3 +273,18 @@ def test_a_count_mismatch_is_reported_by_every_rerun_and_never_re_ingested(
     assert third.reconciliations == [] and len(_runs(settings)) == runs
     [problem] = third.problems
     assert "customers_clean.csv" in problem and "!= run inputRecordCount" in problem
+
+
+def test_a_platform_configuration_problem_exits_2_before_any_work(tmp_path: Path):
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    env = {
+        "AEP_BRIDGE_STATE_DIR": str(tmp_path / "state"),
+        "AEP_BRIDGE_PLATFORM__MODE": "remote",
+        "PATH": "/usr/bin:/bin",
+    }
+    cmd = [sys.executable, "-m", "backfill.cli", "run", str(folder)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "AEP_BRIDGE_PLATFORM__CLIENT_SECRET" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "state" / "ledger.sqlite").exists()  # nothing validated or shipped
