@@ -7,6 +7,7 @@ description of the set's first mapping.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,22 @@ BASE = "/data/foundation/conversion"
 PAGE_LIMIT = 100
 
 
+_TAG_CHARS = r"A-Za-z0-9._:-"
+"""What a tag is made of (`aep.names`: name characters and the `:` between prefix and key)."""
+
+
+def _holds_tag(text: object, tag: str) -> bool:
+    """Whether `tag` appears in `text` as a whole, not inside a longer tag.
+
+    `aep-bridge:stripe_payments` is not in `aep-bridge:stripe_payments_eu` nor in
+    `staging-aep-bridge:stripe_payments`: a substring test would take another key's mapping set.
+    """
+    if not isinstance(text, str):
+        return False
+    pattern = rf"(?<![{_TAG_CHARS}]){re.escape(tag)}(?![{_TAG_CHARS}])"
+    return re.search(pattern, text) is not None
+
+
 class MappingSet(Model):
     """A mapping set (fields the tool reads)."""
 
@@ -35,7 +52,7 @@ class MappingSet(Model):
         """Whether the tag is in the set's description or name, or a mapping's description."""
         texts = [self.description, self.name]
         texts += [m.get("description") for m in self.mappings if isinstance(m, dict)]
-        return any(isinstance(t, str) and tag in t for t in texts)
+        return any(_holds_tag(t, tag) for t in texts)
 
 
 class Validation(Model):
@@ -60,7 +77,7 @@ def with_tag(body: dict[str, Any], tag: str) -> dict[str, Any]:
     if not mappings:
         raise ValueError("a mapping set needs at least one mapping to carry its tag")
     described = mappings[0].get("description")
-    if not (isinstance(described, str) and tag in described):
+    if not _holds_tag(described, tag):
         mappings[0]["description"] = f"{described} [{tag}]" if described else tag
     return {**body, "mappings": mappings}
 

@@ -134,3 +134,24 @@ def test_a_dropped_connection_is_a_connection_dropped_error(
         aep.http.request("GET", aep.flows.url("/flows"), idempotent=False)
     assert info.value.ambiguous
     assert "RemoteProtocolError" in str(info.value)
+
+
+def test_a_mapping_set_tag_matches_whole_not_inside_a_longer_tag() -> None:
+    from aep.mappings import MappingSet, with_tag
+
+    def tagged(tag: str, description: str | None = None) -> MappingSet:
+        body = with_tag({"mappings": [{"source": "a", "description": description}]}, tag)
+        return MappingSet(id="m", mappings=body["mappings"])
+
+    assert tagged("aep-bridge:stripe_payments").has_tag("aep-bridge:stripe_payments")
+    assert tagged("aep-bridge:stripe_payments", "history").has_tag("aep-bridge:stripe_payments")
+    # another key that extends this one, or another prefix that ends with this one
+    assert not tagged("aep-bridge:stripe_payments_eu").has_tag("aep-bridge:stripe_payments")
+    assert not tagged("staging-aep-bridge:stripe_payments").has_tag("aep-bridge:stripe_payments")
+    assert not tagged("aep-bridge:stripe.charges.v2").has_tag("aep-bridge:stripe.charges")
+    # a description that holds a longer tag still gets its own
+    body = with_tag(
+        {"mappings": [{"description": "[aep-bridge:stripe_payments_eu]"}]},
+        "aep-bridge:stripe_payments",
+    )
+    assert MappingSet(id="m", mappings=body["mappings"]).has_tag("aep-bridge:stripe_payments")
