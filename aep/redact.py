@@ -2,7 +2,8 @@
 
 Two rules, both always applied:
 
-- by field: every value under `auth.params` (at any depth), and any field whose name is a known
+- by field: every value under `auth.params` (at any depth, and the value of a JSON Patch
+  operation on `/auth/...`), and any field whose name is a known
   secret (`password`, `privateKeyContent`, `passPhrase`, `accessToken`, `clientSecret`,
   `client_secret`, `access_token`, ...), and the `Authorization` header;
 - by value: every configured secret (and its base64 form) wherever it appears in text.
@@ -49,6 +50,17 @@ SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie",
 """Headers whose value is always masked."""
 
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary text everywhere
+
+
+def _is_auth_patch(node: dict[str, Any]) -> bool:
+    """Whether `node` is a JSON Patch operation writing under `/auth` (e.g. `/auth/params`)."""
+    path = node.get("path")
+    return (
+        "op" in node
+        and "value" in node
+        and isinstance(path, str)
+        and (path == "/auth" or path.startswith("/auth/"))
+    )
 
 
 class Redactor:
@@ -111,6 +123,8 @@ class Redactor:
                 message must not leak it either).
         """
         if isinstance(node, dict):
+            if _is_auth_patch(node):
+                return self._auth_patch(node, learn=learn)
             out: dict[str, Any] = {}
             for key, value in node.items():
                 name = str(key)
@@ -132,6 +146,15 @@ class Redactor:
         if isinstance(node, str):
             return self.text(node)
         return node
+
+    def _auth_patch(self, op: dict[str, Any], *, learn: bool) -> dict[str, Any]:
+        """A JSON Patch operation on `/auth...`: its value is `auth.params` by another route."""
+        path = str(op["path"])
+        out = {str(k): self.json(v, learn=learn) for k, v in op.items() if k != "value"}
+        out["value"] = self._mask_all(op["value"])
+        if learn:  # learn the secret-named ones, as from a create body
+            self.json({path.rsplit("/", 1)[-1]: op["value"]}, learn=True)
+        return out
 
     def _mask_all(self, node: Any, *, learn: bool = False) -> Any:
         """Mask every leaf of `node`, keeping its keys (so a bundle still shows the shape)."""

@@ -134,3 +134,22 @@ def test_redactor_masks_by_field_and_by_value() -> None:
 def test_client_repr_shows_no_secret(make_client: MakeClient) -> None:
     aep = make_client()
     assert CLIENT_SECRET not in repr(aep) + repr(aep.auth) + repr(aep.settings)
+
+
+def test_a_json_patch_of_auth_params_is_masked_by_field() -> None:
+    redactor = Redactor()
+    ops = [
+        {
+            "op": "replace",
+            "path": "/auth/params",
+            "value": {"host": "sftp.example.com", "serviceKey": "svc-Key-not-a-known-name"},
+        },
+        {"op": "replace", "path": "/auth/params/password", "value": "other-Pass-value"},
+        {"op": "replace", "path": "/name", "value": "aep-bridge-sftp"},
+    ]
+    shown = json.dumps(redactor.json(ops, learn=True))
+    assert "svc-Key-not-a-known-name" not in shown and "other-Pass-value" not in shown
+    assert "sftp.example.com" not in shown  # every auth.params value, as in a create body
+    assert "aep-bridge-sftp" in shown
+    # a secret-named one is learnt, as from a create body: an echo in an error is masked too
+    assert redactor.text("bad password other-Pass-value") == f"bad password {MASK}"
