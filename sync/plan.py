@@ -20,6 +20,7 @@ changed (Schema Registry changes are additive and left to people).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,6 +33,8 @@ from typing import Any, Literal
 from aep import deviations, errors
 from aep.client import PlatformClient
 from aep.flows import Flow, PatchOp, patch
+from aep.lookup import CreateResult, create_or_find
+from aep.mappings import with_tag
 from aep.names import description_tag, resource_name
 from sync.desired import DATA_LAKE_SPEC, XED_FULL, DesiredState, FlowDecl
 from sync.history import History
@@ -261,6 +264,21 @@ class Reconciler:
                 pass
         return collection.find_by_name(name)
 
+    def _create_named(self, collection: Any, name: str, body: dict[str, Any]) -> CreateResult:
+        """Create a Flow Service resource just looked up and not found (no second look first)."""
+
+        def find() -> str | None:
+            item = collection.find_by_name(name)
+            return item.id if item else None
+
+        return create_or_find(
+            kind=collection.kind,
+            name=name,
+            find=find,
+            create=lambda: collection.create({**body, "name": name}).id,
+            look_first=False,
+        )
+
     def _update_flow_service(
         self, collection: Any, key: str, name: str, item: Any, fields: list[FieldChange]
     ) -> None:
@@ -308,7 +326,20 @@ class Reconciler:
         change = self._add(Change(key, "schema", title, Action.CREATE, NEW))
         if not self.act:
             return NEW
-        result = self.client.schemas.ensure_schema(decl.body(title, self.tenant))
+        body = decl.body(title, self.tenant)
+        schemas = self.client.schemas
+
+        def find_schema() -> str | None:
+            schema = schemas.find_schema_by_title(title)
+            return schema.id if schema else None
+
+        result = create_or_find(
+            kind="schema",
+            name=title,
+            find=find_schema,
+            create=lambda: schemas.create_schema(body).id,
+            look_first=False,
+        )
         change.id = result.id
         self._record(f"{key}.schema", "schema", result.id)
         return result.id
@@ -333,8 +364,6 @@ class Reconciler:
         change = self._add(Change(key, "identity", name, Action.CREATE, NEW))
         if not self.act:
             return
-        from aep.lookup import create_or_find
-
         result = create_or_find(
             kind="identity descriptor",
             name=name,
@@ -352,7 +381,7 @@ class Reconciler:
             name, dataset_id = decl.id, decl.id
         else:
             name = self._name(key, "dataset")
-            found = catalog.find_dataset_by_name(name)
+            found = self._recorded_dataset(key, name)
             if found is None:
                 change = self._add(Change(key, "dataset", name, Action.CREATE, NEW))
                 if not self.act:
@@ -371,7 +400,13 @@ class Reconciler:
                         "unifiedProfile": ["enabled:true"],
                         "unifiedIdentity": ["enabled:true"],
                     }
-                result = catalog.ensure_dataset(name, body)
+                result = create_or_find(
+                    kind="dataset",
+                    name=name,
+                    find=lambda: catalog.find_dataset_by_name(name),
+                    create=lambda: catalog.create_dataset({**body, "name": name}),
+                    look_first=False,
+                )
                 change.id = result.id
                 self._record(f"{key}.dataset", "dataset", result.id)
                 return result.id
@@ -398,6 +433,17 @@ class Reconciler:
             catalog.enable_profile(dataset_id)
         return dataset_id
 
+    def _recorded_dataset(self, key: str, name: str) -> str | None:
+        """The dataset by its recorded id (one GET) if it still carries its name, else by name."""
+        recorded = self._recorded(f"{key}.dataset")
+        if recorded:
+            try:
+                if self.client.catalog.get_dataset(recorded).name == name:
+                    return recorded
+            except errors.NotFoundError:
+                pass
+        return self.client.catalog.find_dataset_by_name(name)
+
     # -- base connection (shared)
     def _base_connection(self, conn_key: str) -> str | None:
         if conn_key in self._bases:
@@ -420,7 +466,7 @@ class Reconciler:
                 "connectionSpec": {"id": decl.connection_spec_id, "version": "1.0"},
                 "auth": auth,
             }
-            result = collection.ensure(name, body)
+            result = self._create_named(collection, name, body)
             change.id = result.id
             self._record(rkey, "base connection", result.id)
             if self.history is not None:
@@ -539,7 +585,7 @@ class Reconciler:
             change = self._add(Change(key, resource, name, Action.CREATE, NEW))
             if not self.act:
                 return NEW
-            result = collection.ensure(name, body)
+            result = self._create_named(collection, name, body)
             change.id = result.id
             self._record(rkey, resource, result.id)
             return result.id
@@ -563,18 +609,35 @@ class Reconciler:
         rkey = f"{key}.mapping"
         tag = description_tag(self.desired.prefix, rkey)
         mappings = self.client.mappings
-        found = mappings.find_mapping_set(tag=tag, recorded_id=self._recorded(rkey))
+        current = None
+        recorded = self._recorded(rkey)
+        if recorded:
+            with contextlib.suppress(errors.NotFoundError):
+                current = mappings.get_mapping_set(recorded)
+            if current is not None and not current.has_tag(tag):
+                current = None
+        if current is None:
+            found_id = mappings.find_mapping_set(tag=tag)
+            current = mappings.get_mapping_set(found_id) if found_id else None
         body = flow.mapping.body(schema_id, self.tenant)
-        if found is None:
+        if current is None:
             change = self._add(Change(key, "mapping set", tag, Action.CREATE, NEW))
             if not self.act:
                 return NEW, None
-            result = mappings.ensure_mapping_set(tag, body, recorded_id=self._recorded(rkey))
+            tagged = with_tag(body, tag)
+            result = create_or_find(
+                kind="mapping set",
+                name=tag,
+                find=lambda: mappings.find_mapping_set(tag=tag),
+                create=lambda: mappings.create_mapping_set(tagged).id,
+                look_first=False,
+            )
             change.id = result.id
             self._record(rkey, "mapping set", result.id)
-            current = mappings.get_mapping_set(result.id)
-            return result.id, current.version or 0
-        current = mappings.get_mapping_set(found)
+            if result.recovered:
+                return result.id, mappings.get_mapping_set(result.id).version or 0
+            return result.id, 0
+        found = current.id
         have = [
             (
                 str(m.get("source") or m.get("sourceAttribute")),
@@ -646,7 +709,7 @@ class Reconciler:
                     "startTime": deviations.schedule_start_time(int(time.time())),
                     **flow.schedule,
                 }
-            result = collection.ensure(name, body)
+            result = self._create_named(collection, name, body)
             change.id = result.id
             self._record(rkey, "flow", result.id)
             if flow.state == "disabled":
