@@ -142,8 +142,6 @@ async def create_dataset(request: Request) -> JSONResponse:
             "version": "1.0.0",
             "viewId": hex_id(24),
             "files": f"@/dataSetFiles?dataSetId={did}",
-            "lastBatchId": None,
-            "lastBatchStatus": None,
         }
         dataset["tags"].setdefault("adobe/pqs/table", [body["name"].lower().replace(" ", "_")])
         _check_profile(tx, t, dataset)

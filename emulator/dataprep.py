@@ -93,15 +93,14 @@ def _stored(
 ) -> dict[str, Any]:
     now = now_ms()
     user = f"{t.client_id}@AdobeID"
-    return {
+    stored: dict[str, Any] = {
         "id": mid,
         "version": version,
         "createdDate": created,
         "modifiedDate": now,
         "createdBy": user,
         "modifiedBy": user,
-        "supportVersion": 1,
-        "inputSchema": body.get("inputSchema"),
+        "supportVersion": "1",
         "outputSchema": {"schemaRef": {"id": schema_id, "contentType": _CONTENT_TYPE}},
         "xdmSchema": schema_id,
         "xdmVersion": body.get("xdmVersion", "1.0"),
@@ -111,6 +110,9 @@ def _stored(
         "strictMapping": bool(body.get("strictMapping", False)),
         "allowNullValues": bool(body.get("allowNullValues", False)),
     }
+    if isinstance(body.get("inputSchema"), dict):
+        stored["inputSchema"] = body["inputSchema"]
+    return stored
 
 
 def _summary(item: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +203,7 @@ async def validate(request: Request) -> JSONResponse:
             normalised = normalise_mapping(number, mapping)
         except CatalogError as exc:
             results.append(
-                {"status": "ERROR", "errors": [{"code": exc.code, "message": exc.message}]}
+                {"status": "FAILED", "errors": [{"code": exc.code, "message": exc.message}]}
             )
             continue
         problem = validate_mappings([normalised])[0]
@@ -209,7 +211,7 @@ async def validate(request: Request) -> JSONResponse:
             results.append({"status": "SUCCESS", "errors": None})
         else:
             results.append(
-                {"status": "ERROR", "errors": [{"code": problem.code, "message": problem.message}]}
+                {"status": "FAILED", "errors": [{"code": problem.code, "message": problem.message}]}
             )
     return JSONResponse({"validationResponse": results})
 

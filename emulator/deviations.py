@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,17 +39,17 @@ DEVIATIONS: tuple[Deviation, ...] = (
     ),
     Deviation(
         "patch-op-case",
-        "PATCH Flow Service resources, Catalog datasets",
+        "PATCH Flow Service resources, Catalog datasets, Schema Registry schemas",
         "`op` in `ADD`, `REPLACE`, `REMOVE`",
         "`op` in `add`, `replace`, `remove` (RFC 6902)",
         "update-dataflows.md; spec `PatchInstruction`",
     ),
     Deviation(
         "patch-value-type",
-        "PATCH Flow Service resources",
-        "`value` is an object",
-        "`value` of any JSON type (e.g. a new name as a string)",
-        "update-dataflows.md; spec `PatchInstruction`",
+        "PATCH Flow Service resources, Schema Registry schemas",
+        "`value` is an object (Flow Service), a string (Schema Registry)",
+        '`value` of any JSON type (a name as a string, `["union"]` as an array)',
+        "update-dataflows.md, xdm/api/schemas.md; spec `PatchInstruction`, `patchSchema`",
     ),
     Deviation(
         "start-time-type",
@@ -92,8 +94,36 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "stripe.md, explore/cloud-storage.md",
     ),
     Deviation(
+        "connection-patch-body",
+        "PATCH /connections/{id}",
+        "one `PatchInstruction` object",
+        "a JSON Patch array, as every other PATCH (the first operation is checked)",
+        "update.md",
+    ),
+    Deviation(
+        "mapping-validate-errors",
+        "POST /mappingSets/validate (response)",
+        "`errors` an array",
+        "`errors: null` when the mapping is valid",
+        "data-prep/api/mapping-set.md",
+    ),
+    Deviation(
+        "connection-path-slash",
+        "PATCH, DELETE /connections/{id}",
+        "`/connections/{id}/` (trailing slash)",
+        "`/connections/{id}`",
+        "update.md, delete.md",
+    ),
+    Deviation(
+        "mapping-preview-response",
+        "POST /mappingSets/preview (response)",
+        "an object",
+        '`[{"data": {...}, "errors": null}]`, one per sample record (first one checked)',
+        "data-prep/api/mapping-set.md",
+    ),
+    Deviation(
         "mapping-set-dates",
-        "POST /mappingSets (response) `createdDate`, `modifiedDate`",
+        "mapping set responses (POST, PUT, GET, list) `createdDate`, `modifiedDate`",
         "date-time string",
         "epoch milliseconds as integers",
         "mapping-set.md, stripe.md",
@@ -154,15 +184,17 @@ def markdown_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _patch_ops(body: Any) -> Any:
+def _patch_ops(body: Any, *, value_as: str) -> Any:
     if not isinstance(body, list):
         return body
     out = []
     for op in body:
         if isinstance(op, dict) and isinstance(op.get("op"), str):
             op = {**op, "op": op["op"].upper()}  # patch-op-case
-            if "value" in op and not isinstance(op["value"], dict):
+            if value_as == "object" and "value" in op and not isinstance(op["value"], dict):
                 op["value"] = {"value": op["value"]}  # patch-value-type
+            if value_as == "string" and "value" in op and not isinstance(op["value"], str):
+                op["value"] = json.dumps(op["value"])  # patch-value-type
         out.append(op)
     return out
 
@@ -184,7 +216,7 @@ def _flow_to_spec(flow: Any) -> None:
 
 def to_spec_form(
     method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], body: Any
-) -> tuple[list[tuple[str, str]], dict[str, str], Any]:
+) -> tuple[str, list[tuple[str, str]], dict[str, str], Any]:
     """Rewrite a tutorial-form request into the spec's form (each rule is a DEVIATIONS row).
 
     Args:
@@ -195,7 +227,7 @@ def to_spec_form(
         body: the decoded JSON body (or None).
 
     Returns:
-        (query, headers, body) in the spec's form.
+        (path, query, headers, body) in the spec's form.
     """
     query = list(query)
     headers = dict(headers)
@@ -207,7 +239,14 @@ def to_spec_form(
         if not any(k == "subOp" for k, _ in query):
             query.append(("subOp", "APPLY"))
     if method == "PATCH" and flowservice:
-        body = _patch_ops(body)
+        body = _patch_ops(body, value_as="object")
+    if method == "PATCH" and "/schemaregistry/" in path:
+        body = _patch_ops(body, value_as="string")
+    if method in ("PATCH", "DELETE") and re.fullmatch(r".*/flowservice/connections/[^/]+", path):
+        path = path + "/"  # connection-path-slash
+    base_connection = re.fullmatch(r".*/flowservice/connections/[^/]+/", path)
+    if method == "PATCH" and base_connection and isinstance(body, list) and body:
+        body = body[0]  # connection-patch-body
     if method == "PATCH" and "/catalog/dataSets/" in path and isinstance(body, list):
         headers["content-type"] = "application/json"  # catalog-patch-body
         merged: dict[str, Any] = {}
@@ -256,7 +295,7 @@ def to_spec_form(
         query = [
             (k, v.upper() if k == "objectType" else v) for k, v in query
         ]  # explore-object-type
-    return query, headers, body
+    return path, query, headers, body
 
 
 def response_to_spec_form(method: str, path: str, query: list[tuple[str, str]], body: Any) -> Any:
@@ -273,11 +312,21 @@ def response_to_spec_form(method: str, path: str, query: list[tuple[str, str]], 
         and any(k == "objectType" and v.lower() in ("rest", "file") for k, v in query)
     ):
         body = [body]  # explore-structure-response
-    if method == "POST" and path.endswith("/mappingSets") and isinstance(body, dict):
-        for key in ("createdDate", "modifiedDate"):
-            if isinstance(body.get(key), int):  # mapping-set-dates
-                stamp = dt.datetime.fromtimestamp(body[key] / 1000, dt.UTC)
-                body[key] = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if "/conversion/mappingSets" in path and isinstance(body, dict):
+        for mapping_set in [body, *(body.get("data") or [])]:
+            for key in ("createdDate", "modifiedDate"):
+                if isinstance(mapping_set, dict) and isinstance(mapping_set.get(key), int):
+                    stamp = dt.datetime.fromtimestamp(mapping_set[key] / 1000, dt.UTC)
+                    mapping_set[key] = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # mapping-set-dates
+    if path.endswith("/mappingSets/validate") and isinstance(body, dict):
+        for result in body.get("validationResponse") or []:
+            if isinstance(result, dict) and result.get("errors") is None:
+                result["errors"] = []  # mapping-validate-errors
+    if path.endswith("/mappingSets/preview") and isinstance(body, list):
+        first = body[0] if body and isinstance(body[0], dict) else {}
+        body = {"data": first.get("data") or {}}  # mapping-preview-response (first entry)
+        if first.get("errors"):
+            body["errors"] = first["errors"]
     received = body.get("receivedTimeMs") if isinstance(body, dict) else None
     if method == "POST" and path.startswith("/collection/") and isinstance(received, int):
         body["receivedTimeMs"] = received // 1000  # dcs-received-time

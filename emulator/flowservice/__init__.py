@@ -18,6 +18,8 @@ def _connection_routes(kind: str) -> list[BaseRoute]:
         Route(f"/{kind}/{{id}}", partial(connections.get_one, kind=kind), methods=["GET"]),
         Route(f"/{kind}/{{id}}", partial(connections.patch, kind=kind), methods=["PATCH"]),
         Route(f"/{kind}/{{id}}", partial(connections.delete, kind=kind), methods=["DELETE"]),
+        # the spec puts base-connection PATCH and DELETE on `/connections/{id}/`
+        Route(f"/{kind}/{{id}}/", partial(connections.patch, kind=kind), methods=["PATCH"]),
         Route(f"/{kind}/{{id}}/", partial(connections.delete, kind=kind), methods=["DELETE"]),
     ]
 

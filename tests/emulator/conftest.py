@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
@@ -17,6 +18,7 @@ with warnings.catch_warnings():
 from emulator.app import create_app
 from emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig
 from emulator.store import Store
+from tests.emulator.openapi_support import Exchange, SpecChecker
 
 ORG = "0A7D42FC5DB9D3360A495FD3@AdobeOrg"
 SANDBOX = "prod"
@@ -61,12 +63,37 @@ def config(tmp_path: Path) -> EmulatorConfig:
 
 @pytest.fixture
 def client(config: EmulatorConfig) -> Iterator[TestClient]:
-    """The app under TestClient, lifespan running."""
+    """The app under TestClient, lifespan running.
+
+    Every exchange on Adobe's paths is also checked against Adobe's OpenAPI spec (deviations
+    table applied) when the test is done.
+    """
     store = Store(config.state_dir)
     app = create_app(config, store=store)
+    exchanges: list[Exchange] = []
+
+    def record(response: Any) -> None:
+        response.read()
+        request = response.request
+        exchanges.append(
+            Exchange(
+                request.method,
+                str(request.url),
+                dict(request.headers),
+                request.read(),
+                response.status_code,
+                dict(response.headers),
+                response.content,
+            )
+        )
+
     with TestClient(app) as test_client:
+        test_client.event_hooks["response"] = [record]
         yield test_client
     store.close()
+    checker = SpecChecker("http://testserver")
+    problems = [p for ex in exchanges for p in checker.problems(ex)]
+    assert problems == [], "\n".join(problems)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,7 @@ def _raw_spec(filename: str) -> dict[str, Any]:
     return dict(doc)
 
 
+@functools.cache
 def load_spec(prefix: str, base_url: str) -> OpenAPI:
     """The OpenAPI object of the service at `prefix`, served at base_url + prefix."""
     doc = dict(_raw_spec(SERVICES[prefix]))
@@ -211,6 +213,18 @@ def load_spec(prefix: str, base_url: str) -> OpenAPI:
     served_at = "" if prefix == "/collection" else prefix
     doc["servers"] = [{"url": base_url.rstrip("/") + served_at}]
     return OpenAPI.from_dict(doc, config=Config(spec_validator_cls=None))
+
+
+def _undocumented_body(exc: Exception, status: int) -> bool:
+    """True when there is nothing to check: the spec documents the status but no body for it
+    (`content: {}`), the status is 204 (no body whatever the spec says), or the path is not
+    Adobe's and the emulator said so (404/405)."""
+    text = str(exc)
+    if "Valid mimetypes: []" in text:
+        return True
+    if type(exc).__name__ == "PathNotFound" and status in (404, 405):
+        return True  # a path Adobe does not have, answered as such
+    return status == 204 and type(exc).__name__ == "MissingData"
 
 
 class SpecChecker:
@@ -232,15 +246,18 @@ class SpecChecker:
         if prefix is None:
             return []
         query = parse_qsl(parts.query, keep_blank_values=True)
-        body = json.loads(exchange.request_body) if exchange.request_body else None
-        query, req_headers, body = to_spec_form(
+        try:
+            body = json.loads(exchange.request_body) if exchange.request_body else None
+        except ValueError:  # a request sent malformed on purpose: only its answer is checked
+            body = None
+        path, query, req_headers, body = to_spec_form(
             exchange.method, parts.path, query, exchange.request_headers, body
         )
         content_type = req_headers.get("content-type", "application/json")
         request = MockRequest(
             self.base_url,
             exchange.method,
-            parts.path,
+            path,
             args=query,
             headers=req_headers,
             data=json.dumps(body).encode() if body is not None else None,
@@ -267,10 +284,14 @@ class SpecChecker:
             checks.insert(0, ("request", lambda: spec.validate_request(request)))
         for label, check in checks:
             try:
-                check()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)  # the specs' own style
+                    check()
             except ResponseNotFound:
                 continue  # a status the spec does not document for this operation
             except Exception as exc:
+                if _undocumented_body(exc, exchange.status):
+                    continue
                 detail = "; ".join(str(e) for e in getattr(exc, "schema_errors", []) or [])
                 found.append(
                     f"{exchange.method} {parts.path} {exchange.status} {label}: "

@@ -214,7 +214,7 @@ def test_mapping_validate_and_preview(client: TestClient, headers: dict[str, str
         },
     )
     statuses = [r["status"] for r in result["validationResponse"]]
-    assert statuses == ["SUCCESS", "ERROR"]
+    assert statuses == ["SUCCESS", "FAILED"]
     preview = call(
         client,
         "POST",

@@ -308,7 +308,7 @@ def test_flow_lifecycle(client: TestClient, headers: dict[str, str]) -> None:
         assert ETAG.match(done["etag"])
     flow = call(client, "GET", f"{FS}/flows/{created['id']}", headers, 200)["items"][0]
     assert flow["state"] == "disabled"
-    call(client, "POST", f"{FS}/flows/{created['id']}/action?op=ENABLE&subOp=enable", headers, 200)
+    call(client, "POST", f"{FS}/flows/{created['id']}/action?op=ENABLE&subOp=APPLY", headers, 200)
     assert (
         call(client, "GET", f"{FS}/flows/{created['id']}", headers, 200)["items"][0]["state"]
         == "enabled"

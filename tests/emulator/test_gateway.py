@@ -176,7 +176,12 @@ def test_odd_shapes_are_400_not_500(client: TestClient, headers: dict[str, str])
     schema = client.post(
         "/data/foundation/schemaregistry/tenant/schemas",
         headers=headers,
-        json={"title": "s", "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/profile"}]},
+        json={
+            "title": "s",
+            "description": "s",
+            "type": "object",
+            "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/profile"}],
+        },
     ).json()
     dataset = client.post(
         "/data/foundation/catalog/dataSets",
