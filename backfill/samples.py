@@ -53,7 +53,12 @@ def _h(s: pl.Expr, salt: int, mod: int) -> pl.Expr:
 
 
 def _pick(s: pl.Expr, salt: int, values: list[str]) -> pl.Expr:
-    return _h(s, salt, len(values)).replace_strict(dict(enumerate(values)), return_dtype=pl.String)
+    # when/then, not replace_strict: the latter would stop the generator's query streaming.
+    h = _h(s, salt, len(values))
+    out: pl.Expr = pl.lit(values[-1])
+    for i, v in reversed(list(enumerate(values[:-1]))):
+        out = pl.when(h == i).then(pl.lit(v)).otherwise(out)
+    return out
 
 
 def _ts(s: pl.Expr, step: int, fmt: str = "%Y-%m-%d %H:%M:%S", offset: int = 0) -> pl.Expr:
@@ -521,7 +526,10 @@ def generate(
     """
     lf, names = _frame(kind, rows, defect_rate=defect_rate, duplicate_rate=duplicate_rate)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lf.select(names).sink_csv(path)
+    # Empty cells are written empty (polars would quote an empty string as ""), as Stripe does.
+    lf.select(
+        [pl.when(pl.col(n) == "").then(None).otherwise(pl.col(n)).alias(n) for n in names]
+    ).sink_csv(path)
     stats = (
         lf.select(pl.col("__dup").cast(pl.Int64).alias("dups"), pl.col("__def").alias("d"))
         .group_by("d")

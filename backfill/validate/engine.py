@@ -35,7 +35,6 @@ from backfill.validate.rules import Check, ColumnEnv, build_checks, text_col, un
 from backfill.validate.structure import (
     Structure,
     line_numbers,
-    physical_lines,
     read_header,
     scan_structure,
 )
@@ -169,7 +168,9 @@ def _prepare(
     except (ZoneInfoNotFoundError, ValueError) as exc:
         res.message = f"{path}: unknown time zone ({exc})"
         return res
-    structure = scan_structure(src, len(header), ends_with_newline=facts.ends_with_newline)
+    structure = scan_structure(
+        src, len(header), ends_with_newline=facts.ends_with_newline, newlines=facts.lf
+    )
     res.status = "validated"
     res.passes["structure"] = time.perf_counter() - t0
     env = ColumnEnv(
@@ -209,6 +210,28 @@ def _frame(p: _Prepared) -> pl.LazyFrame:
             continue
         sel.append(pl.col(f"c{i}").alias(h if h not in names else f"{h} (source)"))
     return lf.select(sel)
+
+
+def _csv_field(e: pl.Expr) -> pl.Expr:
+    t = e.fill_null("")
+    needs = t.str.contains('[,"\r\n]')
+    quoted = pl.concat_str([pl.lit('"'), t.str.replace_all('"', '""', literal=True), pl.lit('"')])
+    return pl.when(needs).then(quoted).otherwise(t)
+
+
+def _record_text(p: _Prepared) -> pl.Expr:
+    """The record as read, written back as one CSV line in the file's column order."""
+    by_pos = {pos: name for name, pos in p.match.columns.items()}
+    names = {c.name for c in p.contract.columns}
+    cols = []
+    for i, h in enumerate(p.header):
+        if i in by_pos:
+            cols.append(pl.col(by_pos[i]))
+        elif h:
+            cols.append(pl.col(h if h not in names else f"{h} (source)"))
+        else:
+            cols.append(pl.lit(""))
+    return pl.concat_str([_csv_field(c) for c in cols], separator=",")
 
 
 def _passthrough(p: _Prepared) -> list[str]:
@@ -325,23 +348,21 @@ def _main_pass(
         .then(pl.lit("pending"))
         .otherwise(pl.lit("valid"))
     )
-    lf = lf.with_columns(__outcome=outcome)
+    # One evaluation feeds every sink below (without the cache node collect_all re-runs the
+    # whole plan per sink).
+    lf = lf.with_columns(__outcome=outcome).cache()
     out_cols = [output_value(col) for col in c.columns]
     passthrough = [pl.col(h) for h in _passthrough(p)]
     o = pl.col("__outcome")
     valid_path = p.result.valid_path
     assert valid_path is not None
     err = pl.col("__err")
-    rule_of = {i: chk.rule for i, chk in enumerate(errors)}
-    col_of = {i: chk.column for i, chk in enumerate(errors)}
+    # Only the rule index and the failing value are written here; names are attached after
+    # the query, on rejected rows only (a name lookup inside would stop the query streaming).
     rejects = lf.filter(o == "rejected").select(
         "__rec",
-        __rule=pl.when(struct_hit)
-        .then(rec.replace_strict(struct_map, default=None, return_dtype=pl.String))
-        .otherwise(err.replace_strict(rule_of, default=None, return_dtype=pl.String)),
-        __col=pl.when(struct_hit)
-        .then(pl.lit(""))
-        .otherwise(err.replace_strict(col_of, default=None, return_dtype=pl.String)),
+        "__err",
+        __raw=_record_text(p),
         __val=pl.when(struct_hit)
         .then(pl.lit(""))
         .otherwise(
@@ -365,6 +386,7 @@ def _main_pass(
             "__rec",
             "__key",
             pl.concat_str(text_cols, separator="\x1f").hash().alias("__hash"),
+            _record_text(p).alias("__raw"),
             *out_cols,
             *passthrough,
         )
@@ -469,6 +491,7 @@ def _resolve_duplicates(files: list[_Prepared]) -> None:
                     __rule=pl.lit("duplicate_id"),
                     __col=pl.lit(label),
                     __val=pl.col("__key"),
+                    __raw=pl.col("__raw"),
                     __msg=pl.format(
                         "identity {} appears with different content at {}",
                         pl.col("__key"),
@@ -488,7 +511,28 @@ def _messages(p: _Prepared) -> dict[tuple[str, str], str]:
 def _finalize(p: _Prepared, max_rate: float) -> None:
     res = p.result
     st = p.structure
-    rej = pl.read_parquet(p.work / "rejects.parquet").with_columns(__msg=pl.lit(None, pl.String))
+    errors = [chk for chk in p.checks if chk.level == "error"]
+    struct_rule = {pr.rec: pr.rule for pr in st.problems}
+    rej = (
+        pl.read_parquet(p.work / "rejects.parquet")
+        .with_columns(
+            __rule=pl.coalesce(
+                pl.col("__rec").replace_strict(struct_rule, default=None, return_dtype=pl.String),
+                pl.col("__err").replace_strict(
+                    dict(enumerate(c.rule for c in errors)), default=None, return_dtype=pl.String
+                ),
+            ),
+            __col=pl.when(pl.col("__rec").is_in(list(struct_rule)))
+            .then(pl.lit(""))
+            .otherwise(
+                pl.col("__err").replace_strict(
+                    dict(enumerate(c.column for c in errors)), default=None, return_dtype=pl.String
+                )
+            ),
+            __msg=pl.lit(None, pl.String),
+        )
+        .select("__rec", "__rule", "__col", "__val", "__msg", "__raw")
+    )
     tail = [pr for pr in st.problems if pr.rec >= st.readable_records]
     frames = [rej]
     if tail:
@@ -500,6 +544,7 @@ def _finalize(p: _Prepared, max_rate: float) -> None:
                     "__col": [""] * len(tail),
                     "__val": [""] * len(tail),
                     "__msg": [t.message for t in tail],
+                    "__raw": [st.raw_lines.get(t.rec, "") for t in tail],
                 },
                 schema=rej.schema,
             )
@@ -525,10 +570,11 @@ def _finalize(p: _Prepared, max_rate: float) -> None:
         .drop("__tmsg")
     )
     rej = line_numbers(pl.col("__rec"), st.multiline, rej)
-    raw = _raw_lines(p, rej["line"])
-    rej = rej.join(raw, on="line", how="left").with_columns(
-        raw_line=pl.col("__rec").replace_strict(
-            st.raw_multiline, default=pl.col("raw_line"), return_dtype=pl.String
+    # Structural rejects: the physical text (their fields cannot be trusted); others: the record.
+    rej = rej.with_columns(
+        raw_line=pl.coalesce(
+            pl.col("__rec").replace_strict(st.raw_lines, default=None, return_dtype=pl.String),
+            pl.col("__raw"),
         )
     )
     rej.select(
@@ -572,19 +618,6 @@ def _finalize(p: _Prepared, max_rate: float) -> None:
         if res.valid_path and res.valid_path.exists():
             res.valid_path.unlink()
         res.valid_path = None
-
-
-def _raw_lines(p: _Prepared, lines: pl.Series) -> pl.DataFrame:
-    if lines.len() == 0:
-        return pl.DataFrame(schema={"line": pl.Int64, "raw_line": pl.String})
-    return (
-        physical_lines(p.src)
-        .rename({"line": "raw_line"})
-        .with_row_index("line", offset=1)
-        .with_columns(pl.col("line").cast(pl.Int64))
-        .filter(pl.col("line").is_in(lines.unique().implode()))
-        .collect(engine="streaming")
-    )
 
 
 def _write_report(res: FileResult) -> None:

@@ -59,9 +59,18 @@ def normalise_number(text: pl.Expr, locale: NumberLocale) -> pl.Expr:
 
 
 def currency_exponent(code: pl.Expr) -> pl.Expr:
-    """Minor-unit exponent per row from a lower-cased currency code (2 unless listed)."""
-    special = {c: 0 for c in ZERO_DECIMAL} | {c: 3 for c in THREE_DECIMAL}
-    return code.replace_strict(special, default=2, return_dtype=pl.Int64)
+    """Minor-unit exponent per row from a lower-cased currency code (2 unless listed).
+
+    when/then with `is_in`, not `replace_strict`: polars 2.1's streaming engine cannot stream
+    `replace`/`replace_strict` and would hold the whole file in memory.
+    """
+    return (
+        pl.when(code.is_in(sorted(ZERO_DECIMAL)))
+        .then(pl.lit(0, pl.Int64))
+        .when(code.is_in(sorted(THREE_DECIMAL)))
+        .then(pl.lit(3, pl.Int64))
+        .otherwise(pl.lit(2, pl.Int64))
+    )
 
 
 def datetime_parts(

@@ -57,6 +57,8 @@ class Structure:
     )
     """Data records spanning several lines: rec, start line, number of lines."""
     raw_multiline: dict[int, str] = field(default_factory=dict)
+    raw_lines: dict[int, str] = field(default_factory=dict)
+    """Raw text of the records in `problems` (they cannot be re-read as fields)."""
     unterminated_tail: bool = False
     """The last record opens a quote that never closes (the reader must stop before it)."""
 
@@ -86,86 +88,105 @@ def physical_lines(path: Path) -> pl.LazyFrame:
     )
 
 
-def scan_structure(path: Path, n_fields: int, *, ends_with_newline: bool) -> Structure:
+def scan_structure(
+    path: Path, n_fields: int, *, ends_with_newline: bool, newlines: int
+) -> Structure:
     """Find every record's start line and field count; report the ones that do not fit.
+
+    Only lines that may matter come back from the streaming query (memory stays flat): lines
+    with an odd number of quotes (they open or close a multi-line record), blank lines, and lines
+    whose field count differs from the header's. Quote parity only changes on odd-quote lines,
+    so consecutive pairs of them delimit the multi-line records; an unpaired last one means the
+    file ends inside a quoted value.
 
     Args:
         path: a UTF-8 CSV file.
         n_fields: number of header fields.
         ends_with_newline: whether the last byte is a newline (else the last line may be cut).
+        newlines: line ends in the file (from the bytes pass).
     """
     line = pl.col("line")
-    q = line.str.count_matches('"', literal=True).fill_null(0).cast(pl.Int64)
-    lines = physical_lines(path).with_row_index("line_no", offset=1)
-    # Commas inside quotes are only worked out on lines that have quotes (a regex per line
-    # would cost more than the rest of the pass); both queries share one read of the file.
-    counts, quoted = pl.collect_all(
-        [
-            lines.select(
-                pl.col("line_no").cast(pl.Int64).alias("line"),
-                q=q,
-                commas=line.str.count_matches(",", literal=True).fill_null(0).cast(pl.Int64),
-                blank=line.is_null(),
-            ),
-            lines.filter(q > 0).select(
-                pl.col("line_no").cast(pl.Int64),
-                unquoted=line.str.replace_all(_QUOTED, "")
-                .str.count_matches(",", literal=True)
-                .cast(pl.Int64),
-            ),
-        ],
-        engine="streaming",
+    q = line.str.count_matches('"', literal=True).fill_null(0)
+    # Separators outside quotes: quoted segments are cut out first (on lines with quotes).
+    fields = (
+        pl.when(q > 0)
+        .then(line.str.replace_all(_QUOTED, "").str.count_matches(",", literal=True))
+        .otherwise(line.str.count_matches(",", literal=True))
+        .fill_null(0)
+        + 1
     )
-    per_line = counts if counts["line"].is_sorted() else counts.sort("line")
-    if quoted.height:
-        per_line = (
-            per_line.join(
-                quoted, left_on="line", right_on="line_no", how="left", maintain_order="left"
-            )
-            .with_columns(commas=pl.coalesce("unquoted", "commas"))
-            .drop("unquoted")
+    # One scan only: every scan of the same file in one query maps the file again (RSS).
+    found = (
+        physical_lines(path)
+        .with_row_index("ln", offset=1)
+        .select(
+            pl.col("ln").cast(pl.Int64),
+            odd=q % 2 == 1,
+            fields=fields.cast(pl.Int64),
+            blank=line.is_null(),
+            text=line,
         )
-    n_lines = per_line.height
+    )
+    candidates = found.filter(
+        pl.col("odd") | pl.col("blank") | (pl.col("fields") != n_fields)
+    ).collect(engine="streaming")
+    raw_text = dict(candidates.select("ln", "text").iter_rows())
+    plain = candidates.filter(~pl.col("odd")).select("ln", "fields", "blank")
+    quoted = candidates.filter(pl.col("odd")).select("ln", "odd", "fields")
+    # Physical lines as the reader sees them: one per line end, plus an unterminated last line.
+    n_lines = newlines + (0 if ends_with_newline else 1)
     if n_lines == 0:
         return Structure(n_records=0)
-    per_line = per_line.with_columns(cont=((pl.col("q").cum_sum() - pl.col("q")) % 2 == 1))
-    per_line = per_line.with_columns(rec=(~pl.col("cont")).cum_sum().cast(pl.Int64) - 2)
-    unterminated = int(per_line["q"].sum()) % 2 == 1
-    n_records = int(per_line["rec"].max()) + 1  # type: ignore[arg-type]
+    odd = quoted.filter(pl.col("odd"))["ln"].cast(pl.Int64).to_list()
+    unterminated = len(odd) % 2 == 1
+    spans = [(odd[k], odd[k + 1]) for k in range(0, len(odd) - 1, 2)]
+    if unterminated:
+        spans.append((odd[-1], n_lines))
+    spans = [(a, b) for a, b in spans if a > 1]  # a multi-line header is the header's business
+    in_span = {ln for a, b in spans for ln in range(a, b + 1)}
+    n_records = n_lines - 1 - sum(b - a for a, b in spans)
     st = Structure(n_records=max(n_records, 0), unterminated_tail=unterminated and n_records > 0)
 
-    spans = (
-        per_line.filter(pl.col("rec") >= 0)
-        .group_by("rec")
-        .agg(line=pl.col("line").min().cast(pl.Int64), n_lines=pl.len().cast(pl.Int64))
-        .filter(pl.col("n_lines") > 1)
-        .sort("rec")
+    def rec_of(ln: int) -> int:
+        # Data record index of a line that starts a record: lines before it, less the header
+        # and the continuation lines of earlier multi-line records.
+        return ln - 2 - sum(b - a for a, b in spans if b < ln)
+
+    st.multiline = pl.DataFrame(
+        {
+            "rec": [rec_of(a) for a, _ in spans],
+            "line": [a for a, _ in spans],
+            "n_lines": [b - a + 1 for a, b in spans],
+        },
+        schema={"rec": pl.Int64, "line": pl.Int64, "n_lines": pl.Int64},
     )
-    st.multiline = spans
-    singles = per_line.filter((pl.col("rec") >= 0) & ~pl.col("cont"))
-    if spans.height:
-        singles = singles.join(spans.select("rec"), on="rec", how="anti")
-        st.raw_multiline = _multiline_text(path, spans)
-    st.blank_recs = singles.filter(pl.col("blank"))["rec"].to_list()
-    bad = singles.filter(~pl.col("blank") & (pl.col("commas") + 1 != n_fields))
-    counts = [(r, ln, c + 1) for r, ln, c in bad.select("rec", "line", "commas").iter_rows()]
-    for r, ln, _ in spans.iter_rows():
-        text = st.raw_multiline[r]
-        counts.append((r, ln, len(next(csv.reader(io.StringIO(text)), []))))
-    last = st.n_records - 1
-    for rec, ln, got in sorted(counts):
-        if rec == last and (not ends_with_newline or st.unterminated_tail):
+    if spans:
+        st.raw_multiline = _multiline_text(path, st.multiline)
+    counts: list[tuple[int, int, int]] = []
+    for ln, fields, blank in plain.iter_rows():
+        if ln == 1 or ln in in_span:
             continue
-        if got != n_fields:
-            more = "more" if got > n_fields else "fewer"
-            st.problems.append(
-                StructureProblem(
-                    rec, ln, "field_count", f"{got} fields, {more} than the header's {n_fields}"
-                )
+        if blank:
+            st.blank_recs.append(rec_of(ln))
+        else:
+            counts.append((rec_of(ln), ln, int(fields)))
+    for rec, ln, _ in st.multiline.iter_rows():
+        text = st.raw_multiline.get(rec, "")
+        counts.append((rec, ln, len(next(csv.reader(io.StringIO(text)), []))))
+    st.blank_recs.sort()
+    last = st.n_records - 1
+    cut_tail = last >= 0 and (st.unterminated_tail or not ends_with_newline)
+    for rec, ln, got in sorted(counts):
+        if (rec == last and cut_tail) or got == n_fields:
+            continue
+        more = "more" if got > n_fields else "fewer"
+        st.problems.append(
+            StructureProblem(
+                rec, ln, "field_count", f"{got} fields, {more} than the header's {n_fields}"
             )
-    if last >= 0 and (st.unterminated_tail or not ends_with_newline):
-        row = per_line.filter(pl.col("rec") == last)
-        ln = int(row["line"].min())  # type: ignore[arg-type]
+        )
+    if cut_tail:
+        ln = _start_line(last, spans, n_lines)
         if st.unterminated_tail:
             st.problems.append(
                 StructureProblem(
@@ -176,10 +197,10 @@ def scan_structure(path: Path, n_fields: int, *, ends_with_newline: bool) -> Str
                 )
             )
         else:
-            got = next((c for r, _, c in counts if r == last), None)
-            if got is None:
-                got = int(row["commas"][0]) + 1
-            if got < n_fields and not bool(row["blank"][0]):
+            got = next((c for r, _, c in counts if r == last), n_fields)
+            if last in st.blank_recs:
+                pass
+            elif got < n_fields:
                 st.problems.append(
                     StructureProblem(
                         last,
@@ -194,8 +215,18 @@ def scan_structure(path: Path, n_fields: int, *, ends_with_newline: bool) -> Str
                         last, ln, "field_count", f"{got} fields, more than the header's {n_fields}"
                     )
                 )
+    for pr in st.problems:
+        if pr.rec not in st.raw_lines:
+            st.raw_lines[pr.rec] = st.raw_multiline.get(pr.rec) or raw_text.get(pr.line) or ""
     st.problems.sort(key=lambda p: p.rec)
     return st
+
+
+def _start_line(rec: int, spans: list[tuple[int, int]], n_lines: int) -> int:
+    for a, b in spans:
+        if b == n_lines:
+            return a
+    return rec + 2 + sum(b - a for a, b in spans)
 
 
 def _multiline_text(path: Path, spans: pl.DataFrame) -> dict[int, str]:

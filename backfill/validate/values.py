@@ -138,14 +138,16 @@ def output_value(col: ColumnSpec) -> pl.Expr:
     else:
         out = t
         if col.enum_map:
+            # A when/then chain, not replace_strict (which the streaming engine cannot stream).
             key = t.str.strip_chars()
-            mapping = dict(col.enum_map)
             if col.case_insensitive:
                 key = key.str.to_lowercase()
-                mapping = {k.lower(): val for k, val in mapping.items()}
-            out = key.replace_strict(
-                mapping, default=t.str.strip_chars().str.to_lowercase(), return_dtype=pl.String
-            )
+            mapped: pl.Expr | pl.When | pl.Then = pl
+            for k, val in col.enum_map.items():
+                mapped = mapped.when(key == (k.lower() if col.case_insensitive else k)).then(
+                    pl.lit(val)
+                )  # type: ignore[union-attr]
+            out = mapped.otherwise(t.str.strip_chars().str.to_lowercase())  # type: ignore[union-attr]
         if col.lower:
             out = out.str.strip_chars().str.to_lowercase()
     return out.alias(col.name)
