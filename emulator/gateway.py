@@ -16,26 +16,31 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from emulator.context import Tenant
 from emulator.errors import EmulatorError, FlowError, GatewayError, render_error
 from emulator.ids import now_ms
-from emulator.store import Store
+from emulator.store import Store, Tx
 
-__all__ = ["GATED_PREFIX", "GatewayMiddleware", "check_token"]
+__all__ = ["GATED_PREFIX", "GatewayMiddleware", "check_token", "check_token_in"]
 
 GATED_PREFIX = "/data/"
 
 
 def check_token(store: Store, authorization: str | None) -> str:
-    """The client id of a valid bearer token.
+    """The client id of a valid bearer token (opens its own transaction).
 
     Raises:
         GatewayError: the header is missing (403010) or the token unknown or expired (401013).
     """
+    with store.tx() as tx:
+        return check_token_in(tx, authorization)
+
+
+def check_token_in(tx: Tx, authorization: str | None) -> str:
+    """`check_token` inside an open transaction."""
     if not authorization:
         raise GatewayError("403010", "Oauth token is missing.")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise GatewayError("401013", "Oauth token is not valid")
-    with store.tx() as tx:
-        found = tx.token(token.strip())
+    found = tx.token(token.strip())
     if found is None or found[1] <= now_ms():
         raise GatewayError("401013", "Oauth token is not valid")
     return found[0]

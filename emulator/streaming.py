@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 from emulator.context import app_context
 from emulator.errors import DcsAuthError, DcsError, EmulatorError, parse_json
 from emulator.flowservice.inlets import INLETS
-from emulator.gateway import check_token
+from emulator.gateway import check_token_in
 from emulator.ids import now_ms, xaction_id
 from emulator.lake import write_batch
 from emulator.profiles import schema_of
@@ -73,12 +73,11 @@ async def _body(request: Request, inlet_id: str) -> Any:
         raise DcsError(f"inletId: [{inlet_id}] {exc.message}", title="Invalid JSON") from None
 
 
-def _check_auth(request: Request, inlet: dict[str, Any]) -> None:
+def _check_auth(request: Request, tx: Tx, inlet: dict[str, Any]) -> None:
     if not inlet.get("authenticationRequired"):
         return
-    ctx = app_context(request)
     try:
-        check_token(ctx.store, request.headers.get("authorization"))
+        check_token_in(tx, request.headers.get("authorization"))
     except EmulatorError:
         raise DcsAuthError(f"[{inlet['inletId']}] Ims service token is empty or invalid") from None
 
@@ -220,7 +219,7 @@ async def collect(request: Request) -> JSONResponse:
     received = now_ms()
     with ctx.store.tx() as tx:
         scope, inlet = _load_inlet(request, tx)
-        _check_auth(request, inlet)
+        _check_auth(request, tx, inlet)
         if sync:
             _count_sync(tx, scope, inlet_id, received)
     with ctx.store.tx() as tx:
@@ -265,7 +264,7 @@ async def collect_batch(request: Request) -> JSONResponse:
     responses: list[dict[str, Any]] = []
     with ctx.store.tx() as tx:
         scope, inlet = _load_inlet(request, tx)
-        _check_auth(request, inlet)
+        _check_auth(request, tx, inlet)
         for number, message in enumerate(payload["messages"]):
             try:
                 flow, dataset_id, record, problems = _prepare(tx, scope, inlet, message, hint)

@@ -293,3 +293,57 @@ def test_sync_validation_is_limited_to_60_a_minute(
     limited = client.post(f"{inlet}?syncValidation=true", json=_webhook("y@example.com"))
     assert limited.status_code == 429 and 0 < int(limited.headers["retry-after"]) <= 60
     assert client.post(inlet, json=_webhook("z@example.com")).status_code == 200
+
+
+def test_authenticated_inlet_needs_a_token(client: TestClient, headers: dict[str, str]) -> None:
+    chain = customer_io_chain(client, headers, schema_properties=PROPS)
+    base = call(
+        client,
+        "POST",
+        f"{FS}/connections",
+        headers,
+        201,
+        json={
+            "name": "trusted",
+            "connectionSpec": {"id": HTTP_API, "version": "1.0"},
+            "auth": {
+                "specName": "Streaming Connection",
+                "params": {"dataType": "xdm", "name": "t", "authenticationRequired": True},
+            },
+        },
+    )
+    source = call(
+        client,
+        "POST",
+        f"{FS}/sourceConnections",
+        headers,
+        201,
+        json={
+            "name": "trusted",
+            "baseConnectionId": base["id"],
+            "connectionSpec": {"id": HTTP_API, "version": "1.0"},
+        },
+    )["id"]
+    target = create_target(client, headers, chain["dataset"], chain["schema"])
+    flow = call(
+        client,
+        "POST",
+        f"{FS}/flows",
+        headers,
+        201,
+        json={
+            "name": "trusted",
+            "flowSpec": {"id": HTTP_XDM_FLOW, "version": "1.0"},
+            "sourceConnectionIds": [source],
+            "targetConnectionIds": [target],
+        },
+    )["id"]
+    inlet = _inlet_path(client, headers, flow)
+    record = {"personalEmail": {"address": "t@example.com"}}
+    missing = client.post(inlet, json=record)
+    assert missing.status_code == 401
+    assert missing.json()["status"] == "401"  # DCS writes it as a string
+    forged = client.post(inlet, json=record, headers={"Authorization": "Bearer forged"})
+    assert forged.status_code == 401
+    ok = client.post(inlet, json=record, headers={"Authorization": headers["Authorization"]})
+    assert ok.status_code == 200
