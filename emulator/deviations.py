@@ -137,7 +137,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
     ),
     Deviation(
         "descriptor-source-version",
-        "POST /tenant/descriptors `xdm:sourceVersion`",
+        "descriptors (POST, GET) `xdm:sourceVersion`",
         "string",
         "integer `1`",
         "xdm/api/descriptors.md, streaming-record-data.md",
@@ -330,7 +330,10 @@ def response_to_spec_form(method: str, path: str, query: list[tuple[str, str]], 
     received = body.get("receivedTimeMs") if isinstance(body, dict) else None
     if method == "POST" and path.startswith("/collection/") and isinstance(received, int):
         body["receivedTimeMs"] = received // 1000  # dcs-received-time
-    version = body.get("xdm:sourceVersion") if isinstance(body, dict) else None
-    if method == "POST" and path.endswith("/tenant/descriptors") and isinstance(version, int):
-        body["xdm:sourceVersion"] = str(version)  # descriptor-source-version
+    if "/tenant/descriptors" in path and isinstance(body, dict):
+        groups = [v for v in body.values() if isinstance(v, list)]
+        for descriptor in [body, *(d for group in groups for d in group)]:
+            version = descriptor.get("xdm:sourceVersion") if isinstance(descriptor, dict) else None
+            if isinstance(version, int):
+                descriptor["xdm:sourceVersion"] = str(version)  # descriptor-source-version
     return body

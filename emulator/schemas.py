@@ -267,15 +267,25 @@ async def create_descriptor(request: Request) -> JSONResponse:
 
 
 async def list_descriptors(request: Request) -> JSONResponse:
-    """GET /tenant/descriptors: the descriptors (`xdm-link+json` gives their paths only)."""
+    """GET /tenant/descriptors: descriptors grouped by `@type`.
+
+    `Accept: application/vnd.adobe.xdm-link+json` gives their paths, `xdm-id+json` their ids,
+    anything else the full descriptors.
+    """
     t = tenant(request)
     with app_context(request).store.tx() as tx:
         items = tx.items("descriptors", t.scope)
-    if "xdm-link" in request.headers.get("accept", ""):
-        return JSONResponse(
-            {"xdm:descriptorIdentity": [f"/tenant/descriptors/{d['@id']}" for d in items]}
-        )
-    return JSONResponse(items)
+    accept = request.headers.get("accept", "")
+    grouped: dict[str, list[Any]] = {}
+    for d in items:
+        if "xdm-link" in accept:
+            shown: Any = f"/tenant/descriptors/{d['@id']}"
+        elif "xdm-id" in accept:
+            shown = d["@id"]
+        else:
+            shown = d
+        grouped.setdefault(str(d["@type"]), []).append(shown)
+    return JSONResponse(grouped)
 
 
 async def get_descriptor(request: Request) -> JSONResponse:
