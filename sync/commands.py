@@ -32,7 +32,7 @@ from sync.daemon import Daemon, DaemonLock, DaemonLocked
 from sync.desired import DesiredState, load_desired
 from sync.history import History, history_path
 from sync.plan import Plan, SyncError, plan
-from sync.smoke import SmokeConfigError, send_smoke
+from sync.smoke import Kind, SmokeConfigError, send_smoke
 
 __all__ = ["CHANGES_PENDING_EXIT_CODE", "LOCKED_EXIT_CODE", "NEEDS_PERSON_EXIT_CODE"]
 
@@ -270,7 +270,7 @@ def smoke_send(
     """Send one test record through a flow's inlet; exit 0 landed, 1 not landed, 2 config."""
     if profile and transaction:
         raise _fail("--profile and --transaction exclude each other", CONFIG_EXIT_CODE)
-    kind = "profile" if profile else "transaction" if transaction else None
+    kind: Kind | None = "profile" if profile else "transaction" if transaction else None
     with _session(config) as s:
         history = _existing_history(s.settings.state_dir)
         try:

@@ -516,8 +516,8 @@ class Reconciler:
             self._update_flow_service(collection, rkey, name, item, real)
             if self.history is not None:
                 self.history.record_fingerprint(conn_key, fingerprint)
-        self._bases[conn_key] = item.id
-        return item.id
+        self._bases[conn_key] = str(item.id)
+        return str(item.id)
 
     # -- source and target connections
     def _source(self, key: str, flow: FlowDecl, base_id: str | None) -> str:
@@ -594,9 +594,9 @@ class Reconciler:
             have = getattr(item, field_name, None)
             if field_name == "description":
                 have = have or None
-            change = _diff(f"/{field_name}", have, want)
-            if change:
-                fields.append(change)
+            differs = _diff(f"/{field_name}", have, want)
+            if differs:
+                fields.append(differs)
         action = Action.UPDATE if fields else Action.NOOP
         self._add(Change(key, resource, name, action, item.id, fields))
         self._record(rkey, resource, item.id)

@@ -34,7 +34,7 @@ from sync.history import History
 from sync.platform_extras import batch_texts
 from sync.watch import find_flow
 
-__all__ = ["SmokeConfigError", "SmokeResult", "build_record", "send_smoke"]
+__all__ = ["Kind", "SmokeConfigError", "SmokeResult", "build_record", "send_smoke"]
 
 logger = logging.getLogger("sync.smoke")
 
