@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,30 @@ def _sha256(path: Path) -> str:
 
 def _csv_inputs(paths: Sequence[Path]) -> list[Path]:
     return [p for p in expand_inputs(paths) if p.name.lower().endswith(".csv")]
+
+
+def _outputs_dir(root: Path) -> Path:
+    """A directory of its own for this invocation's validator outputs under `root`.
+
+    Exports are often named alike from one month to the next: another invocation must not
+    overwrite a valid file not yet shipped, nor a rejects file (the record of the rows set aside).
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return root / f"{stamp}-{secrets.token_hex(3)}"
+
+
+def _by_content(path: Path | None, sha: str, suffix: str) -> Path | None:
+    """Rename a validator output `<stem><suffix>` to `<stem>.<sha12><suffix>`.
+
+    The valid file's name becomes its name in the landing zone, so two exports named alike
+    must land under two names: a second `customers.valid.csv` would replace the first there,
+    before AEP has read it if its run failed or the process was killed.
+    """
+    if path is None or not path.name.endswith(suffix) or not path.exists():
+        return path
+    unique = path.with_name(f"{path.name.removesuffix(suffix)}.{sha[:12]}{suffix}")
+    os.replace(path, unique)
+    return unique
 
 
 def _validated_counts(r: ValidatedFile) -> dict[str, int]:
@@ -281,7 +307,7 @@ def _validate(
             todo.append(path)
     if todo:
         b = settings.backfill
-        out_dir = b.out_dir or Path(settings.state_dir) / "validated"
+        out_dir = _outputs_dir(b.out_dir or Path(settings.state_dir) / "validated")
         say(f"validating {len(todo)} file(s) into {out_dir}")
         run = validate_files(
             todo,
@@ -298,6 +324,8 @@ def _validate(
             sha = hashes[r.path]
             kind = r.kind or "unknown"
             if r.ok and r.valid_path is not None:
+                r.valid_path = _by_content(r.valid_path, sha, ".valid.csv")
+                r.report_path = _by_content(r.report_path, sha, ".report.json")
                 entry = ledger.record(
                     sha,
                     Step.VALIDATED,

@@ -117,7 +117,8 @@ def test_a_file_above_the_reject_rate_is_never_shipped(settings: Settings, tmp_p
     )
     assert any("default_defects.csv" in p for p in result.problems)
     landed = Path(settings.state_dir) / "sftp" / "landing" / "stripe_payments"
-    assert [p.name for p in landed.glob("*.csv")] == ["all_columns_clean.valid.csv"]
+    [shipped] = landed.glob("*.csv")
+    assert shipped.name.startswith("all_columns_clean.") and shipped.name.endswith(".valid.csv")
     good = next(f for f in result.files if f.path.endswith("all_columns_clean.csv"))
     assert good.step is Step.RECONCILED
 
@@ -288,3 +289,26 @@ def test_a_platform_configuration_problem_exits_2_before_any_work(tmp_path: Path
     assert "AEP_BRIDGE_PLATFORM__CLIENT_SECRET" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "state" / "ledger.sqlite").exists()  # nothing validated or shipped
+
+
+def test_exports_with_one_file_name_never_overwrite_each_other(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import backfill.migrate as m
+
+    lines = (FIXTURES / "capillary_customers/customers_clean.csv").read_text().splitlines()
+    jan, feb = tmp_path / "jan", tmp_path / "feb"
+    jan.mkdir()
+    feb.mkdir()
+    (jan / "customers.csv").write_text("\n".join(lines[:3]) + "\n")  # 2 rows
+    (feb / "customers.csv").write_text("\n".join([lines[0], *lines[3:]]) + "\n")
+    with monkeypatch.context() as patched:
+        patched.setattr(m, "_ingest", lambda *_a, **_k: None)  # killed before ingesting jan
+        migrate(settings, inputs=[jan])
+
+    result = migrate(settings, inputs=[feb])
+    assert result.ok, result.problems
+    [rec] = result.reconciliations  # one run over both months' files
+    assert rec.rows_shipped == rec.input == 2 + len(lines) - 3
+    landed = Path(settings.state_dir) / "sftp" / "landing" / "capillary_customers"
+    assert len(list(landed.glob("*.csv"))) == 2
