@@ -94,11 +94,13 @@ def _print_plan(result: Plan, as_json: bool) -> None:
 
 
 def _logging(verbose: bool) -> None:
+    """The daemon's own decisions at INFO; every request too with --verbose."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("sync").setLevel(logging.INFO)
 
 
 @sync_app.command("plan")

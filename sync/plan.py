@@ -251,7 +251,8 @@ class Reconciler:
 
     def _add(self, change: Change) -> Change:
         self.plan.changes.append(change)
-        logger.info("%s", change.line(done=self.act))
+        level = logging.DEBUG if change.action == Action.NOOP else logging.INFO
+        logger.log(level, "%s", change.line(done=self.act))
         return change
 
     def _find_flow_service(self, collection: Any, key: str, name: str) -> Any | None:

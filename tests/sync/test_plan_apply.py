@@ -93,55 +93,74 @@ def test_drift_is_planned_as_updates_and_fixed_by_apply(
     platform: OpenPlatform, desired: DesiredState, settings: Settings
 ) -> None:
     c = platform.client
-    desired = only(desired, "capillary-profile", "customerio-events")
+    desired = only(desired, "stripe-charges", "customerio-events")
     with History.open(settings.state_dir) as history:
         apply(c, desired, history)
+        # a person disables and renames the Customer.io flow ...
         flow = c.flows.flows.find_by_name(resource_name("aep-bridge", "customerio-events.flow"))
         assert flow is not None
         c.flows.disable_flow(flow.id)
         flow = c.flows.flows.get(flow.id)
         c.flows.flows.patch(flow.id, flow.etag or "", [patch("replace", "/name", "renamed")])
+        # ... edits the Stripe source's description and the Stripe flow's schedule
         source = c.flows.source_connections.find_by_name(
-            resource_name("aep-bridge", "capillary-profile.source")
+            resource_name("aep-bridge", "stripe-charges.source")
         )
         assert source is not None
         c.flows.source_connections.patch(
             source.id, source.etag or "", [patch("replace", "/description", "edited by hand")]
+        )
+        stripe = c.flows.flows.find_by_name(resource_name("aep-bridge", "stripe-charges.flow"))
+        assert stripe is not None
+        c.flows.flows.patch(
+            stripe.id, stripe.etag or "", [patch("replace", "/scheduleParams/interval", 30)]
         )
 
         drift = plan(c, desired, history)
         updates = {(x.flow, x.resource): x for x in drift.changes if x.action == Action.UPDATE}
         assert set(updates) == {
             ("customerio-events", "flow"),
-            ("capillary-profile", "source connection"),
+            ("stripe-charges", "source connection"),
+            ("stripe-charges", "flow"),
         }, "\n".join(drift.lines())
         flow_fields = {(f.path, f.kind): f for f in updates[("customerio-events", "flow")].fields}
+        assert set(flow_fields) == {("/state", "replace"), ("/name", "replace")}
         assert flow_fields[("/state", "replace")].before == "disabled"
         assert flow_fields[("/name", "replace")].after == resource_name(
             "aep-bridge", "customerio-events.flow"
         )
-        (desc,) = updates[("capillary-profile", "source connection")].fields
+        (desc,) = updates[("stripe-charges", "source connection")].fields
         assert (desc.path, desc.kind, desc.before, desc.after) == (
             "/description",
             "replace",
             "edited by hand",
-            "Capillary Streaming",
+            "Stripe source connection for charges data",
         )
         assert desc.op() == {
             "op": "replace",
             "path": "/description",
-            "value": "Capillary Streaming",
+            "value": "Stripe source connection for charges data",
         }
-        assert "~ update" in "\n".join(drift.lines())
+        (interval,) = updates[("stripe-charges", "flow")].fields
+        assert (interval.path, interval.before, interval.after) == (
+            "/scheduleParams/interval",
+            30,
+            15,
+        )
+        text = "\n".join(drift.lines())
+        assert "~ update" in text and "replace /scheduleParams/interval: 30 -> 15" in text
 
         fixed = apply(c, desired, history)
-        assert fixed.counts()["update"] == 2
+        assert fixed.counts()["update"] == 3
         assert not plan(c, desired, history).has_changes
     now = c.flows.flows.get(flow.id)
     assert now.state == "enabled" and now.name == resource_name(
         "aep-bridge", "customerio-events.flow"
     )
-    assert c.flows.source_connections.get(source.id).description == "Capillary Streaming"
+    assert c.flows.source_connections.get(source.id).description == (
+        "Stripe source connection for charges data"
+    )
+    assert (c.flows.flows.get(stripe.id).scheduleParams or {})["interval"] == 15
 
 
 def test_a_changed_mapping_moves_the_flow_to_the_new_version(
