@@ -287,7 +287,11 @@ def _validate(
     hashes: dict[Path, str] = {}
     entries: dict[str, LedgerEntry] = {}
     for path in paths:
-        sha = _sha256(path)
+        try:
+            sha = _sha256(path)
+        except OSError as exc:  # one unreadable export must not stop the others
+            result.problems.append(f"{path}: cannot read: {exc.strerror or exc}")
+            continue
         hashes[path] = sha
         entry = ledger.get(sha)
         # the valid file is only needed until it is shipped: a shipped file is never

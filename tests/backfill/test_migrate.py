@@ -312,3 +312,26 @@ def test_exports_with_one_file_name_never_overwrite_each_other(
     assert rec.rows_shipped == rec.input == 2 + len(lines) - 3
     landed = Path(settings.state_dir) / "sftp" / "landing" / "capillary_customers"
     assert len(list(landed.glob("*.csv"))) == 2
+
+
+def test_an_unreadable_export_is_a_problem_naming_it_and_the_others_go_through(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import backfill.migrate as m
+
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    locked = folder / "locked.csv"
+    locked.write_text("id\n1\n")
+    sha256 = m._sha256
+
+    def unreadable(path: Path) -> str:  # root reads any file: stand in for mode 000
+        if path == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return sha256(path)
+
+    monkeypatch.setattr(m, "_sha256", unreadable)
+    result = migrate(settings, inputs=[folder])
+    assert not result.ok
+    assert [p for p in result.problems if "locked.csv" in p and "Permission denied" in p]
+    [good] = [f for f in result.files if f.path.endswith("customers_clean.csv")]
+    assert good.step is Step.RECONCILED
