@@ -151,3 +151,83 @@ def test_inlet_urls_follow_the_port_when_the_state_dir_is_reopened(tmp_path: Pat
         assert listed["options"]["inletUrl"] == url
         sent = http.post(url, json={"data": {"identifiers": {"email": "a@example.com"}}})
         assert sent.status_code == 200
+
+
+def _wait_profile(http: httpx.Client, headers: dict[str, str], email: str) -> None:
+    params = {"schema.name": "_xdm.context.profile", "entityId": email, "entityIdNS": "email"}
+    deadline = time.monotonic() + 20
+    while (
+        http.get("/data/core/ups/access/entities", headers=headers, params=params).status_code
+        != 200
+    ):
+        assert time.monotonic() < deadline, f"{email} never landed"
+        time.sleep(0.1)
+
+
+def test_the_lock_holder_lands_what_another_process_accepted(tmp_path: Path) -> None:
+    """`serve` holds the worker lock and lands a record an embedded emulator on the same state
+    directory accepted; once `serve` exits, the embedded one takes the lock over."""
+    state = tmp_path / "aep"
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from emulator.cli import main; main()",
+                "serve",
+                "--port",
+                str(port),
+                "--state",
+                str(state),
+                "--landing-delay",
+                "0.2",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if (
+                    _token(
+                        f"http://127.0.0.1:{port}", DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+                    ).status_code
+                    == 200
+                ):
+                    break
+            except httpx.ConnectError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        with (
+            EmbeddedEmulator(state, landing_delay_s=0.2) as emu,
+            httpx.Client(base_url=emu.base_url) as http,
+        ):
+            token = _token(emu.base_url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).json()
+            headers = {
+                "Authorization": f"Bearer {token['access_token']}",
+                "x-api-key": DEFAULT_CLIENT_ID,
+                "x-gw-ims-org-id": "ORG@AdobeOrg",
+                "x-sandbox-name": "prod",
+            }
+            chain = customer_io_chain(http, headers)
+            url = http.get(f"{FS}/flows/{chain['flow']}", headers=headers).json()["items"][0][
+                "options"
+            ]["inletUrl"]
+            first = {"data": {"identifiers": {"email": "first@example.com"}}}
+            assert http.post(url, json=first).status_code == 200
+            _wait_profile(http, headers, "first@example.com")
+            assert not emu.holds_worker_lock  # serve landed it
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+            second = {"data": {"identifiers": {"email": "second@example.com"}}}
+            assert http.post(url, json=second).status_code == 200
+            _wait_profile(http, headers, "second@example.com")
+            assert emu.holds_worker_lock
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
