@@ -88,9 +88,9 @@ DEVIATIONS: tuple[Deviation, ...] = (
     ),
     Deviation(
         "explore-structure-response",
-        "GET /connections/{id}/explore?objectType=rest|file (response)",
+        "GET /connections/{id}/explore, objectType rest or file (response)",
         "an array of items",
-        '`{format: "hierarchical"|"flat", schema, data}`',
+        "`{format, schema, data}` (format `hierarchical` or `flat`)",
         "stripe.md, explore/cloud-storage.md",
     ),
     Deviation(
