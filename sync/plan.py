@@ -251,9 +251,12 @@ class Reconciler:
 
     def _add(self, change: Change) -> Change:
         self.plan.changes.append(change)
-        level = logging.DEBUG if change.action == Action.NOOP else logging.INFO
-        logger.log(level, "%s", change.line(done=self.act))
         return change
+
+    def _log(self, changes: list[Change]) -> None:
+        for change in changes:
+            level = logging.DEBUG if change.action == Action.NOOP else logging.INFO
+            logger.log(level, "%s", change.line(done=self.act))
 
     def _find_flow_service(self, collection: Any, key: str, name: str) -> Any | None:
         """By recorded id (it may have been renamed), else by name."""
@@ -298,7 +301,15 @@ class Reconciler:
     def run(self) -> Plan:
         """Decide (and with `act`, carry out) every resource of every desired flow."""
         for key, flow in self.desired.flows.items():
-            self._flow_chain(key, flow)
+            start = len(self.plan.changes)
+            try:
+                self._flow_chain(key, flow)
+            except BaseException:
+                if self.act and len(self.plan.changes) > start:
+                    self.plan.changes[-1].note = "FAILED"  # the decision being carried out
+                raise
+            finally:  # what was done is logged even when the chain stops part-way
+                self._log(self.plan.changes[start:])
         return self.plan
 
     def _flow_chain(self, key: str, flow: FlowDecl) -> None:
