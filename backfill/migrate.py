@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aep.client import PlatformClient
+from aep.errors import AEPError
 from aep.flows import Run
 from aep.platform import check_platform, open_platform
 from backfill.contracts.loader import load_contracts
@@ -482,10 +483,10 @@ def _ingest(
             run = run_dataflow(
                 client, flow, known_run_ids=known_runs[kind], timeout_s=timeout_s, poll_s=poll_s
             )
-        except IngestError as exc:
+        except (IngestError, AEPError) as exc:  # this kind's problem; the others go on
             for e in entries:
                 ledger.fail(e.sha256, Step.INGESTED, str(exc), input_path=e.input_path, kind=kind)
-            result.problems.append(str(exc))
+            result.problems.append(f"{kind}: {exc}")
             continue
         _settle(client, ledger, kind, flow.flow_id, run, entries, result, retry=False)
 

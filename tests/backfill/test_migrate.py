@@ -335,3 +335,35 @@ def test_an_unreadable_export_is_a_problem_naming_it_and_the_others_go_through(
     assert [p for p in result.problems if "locked.csv" in p and "Permission denied" in p]
     [good] = [f for f in result.files if f.path.endswith("customers_clean.csv")]
     assert good.step is Step.RECONCILED
+
+
+def test_a_platform_error_on_one_kind_is_its_problem_and_the_other_kinds_go_through(
+    settings: Settings, tmp_path: Path
+):
+    from aep.platform import open_platform
+
+    with open_platform(settings) as opened:  # someone made the dataset twice by hand
+        c = opened.client
+        schema = c.schemas.create_schema(
+            {
+                "title": "by hand",
+                "type": "object",
+                "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/experienceevent"}],
+            }
+        )
+        ref = {"id": schema.id, "contentType": "application/vnd.adobe.xed-full+json;version=1"}
+        ids = [
+            c.catalog.create_dataset({"name": "aep-bridge-stripe_payments", "schemaRef": ref})
+            for _ in range(2)
+        ]
+    folder = _inputs(
+        tmp_path,
+        "stripe_payments/all_columns_clean.csv",
+        "capillary_customers/customers_clean.csv",
+    )
+    result = migrate(settings, inputs=[folder])
+    assert not result.ok
+    [problem] = result.problems
+    assert "stripe_payments" in problem and all(i in problem for i in ids)
+    steps = {f.kind: f.step for f in result.files}
+    assert steps == {"capillary_customers": Step.RECONCILED, "stripe_payments": Step.FAILED}
