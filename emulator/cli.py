@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -112,9 +113,17 @@ def serve(
             lifespan="on",
         )
     )
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
     shown_client = client or DEFAULT_CLIENT_ID
     typer.echo(
-        f"aep-emulator: state {state}, client {shown_client}, faults {'on' if faults else 'off'}"
+        f"aep-emulator: serving on http://{host}:{sock.getsockname()[1]} (state {state}, "
+        f"client {shown_client}, faults {'on' if faults else 'off'})"
     )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -122,7 +131,10 @@ def serve(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    server.run()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
     typer.echo("aep-emulator: stopped")
 
 

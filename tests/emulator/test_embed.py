@@ -96,6 +96,7 @@ def test_serve_exits_zero_on_sigterm(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     out = log.read_text()
+    assert f"serving on http://127.0.0.1:{port} " in out
     assert "aep-emulator: stopped" in out
     assert "from-env" not in out
 
