@@ -232,9 +232,12 @@ class Http:
         except errors.RequestError as exc:
             raise errors.TokenError(str(exc)) from None
         try:
-            return TokenResponse.model_validate(response.json())
+            answer = TokenResponse.model_validate(response.json())
         except (ValueError, TypeError) as exc:
             raise errors.TokenError(f"unexpected answer from IMS: {type(exc).__name__}") from None
+        # a bearer token is a secret too: masked wherever a server echoes it back
+        self.redactor.add(answer.access_token)
+        return answer
 
     def json(self, response: httpx.Response) -> Any:
         """The parsed JSON body of a success response.

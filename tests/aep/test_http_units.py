@@ -309,3 +309,21 @@ def test_a_delete_resent_after_a_drop_that_finds_nothing_counts_as_done() -> Non
     assert calls == ["DELETE", "DELETE"]  # DELETE is idempotent: re-sent after the drop
     with pytest.raises(errors.NotFoundError):
         client.flows.flows.delete("f1", missing_ok=False)
+
+
+def test_an_access_token_echoed_in_an_error_is_masked_in_the_error_and_the_bundle() -> None:
+    import json
+
+    token = "eyJhbGciOiJSUzI1NiJ9.an-ims-access-token"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/ims/token/v3":
+            return httpx.Response(200, json={"access_token": token, "expires_in": 86399})
+        echoed = request.headers["authorization"]
+        return httpx.Response(400, json={"error_code": "400", "message": f"bad header {echoed}"})
+
+    http = make(handler)
+    with pytest.raises(errors.BadRequestError) as info:
+        http.request("GET", "https://platform.test/data/x")
+    assert token not in str(info.value) and "bad header Bearer ***" in str(info.value)
+    assert token not in json.dumps(http.capture.bundle().asdict())
