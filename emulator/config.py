@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -48,7 +48,6 @@ class EmulatorConfig:
     faults: bool = False
     worker: bool = True
     worker_poll_s: float = 0.1
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     def effective_clients(self) -> Mapping[str, str]:
         """The clients to register at start."""

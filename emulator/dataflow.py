@@ -9,7 +9,7 @@ holds the worker lock runs it, whichever process accepted it. The run engine its
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emulator.config import EmulatorConfig
 from emulator.context import Tenant
@@ -18,6 +18,9 @@ from emulator.ids import etag, now_ms, uuid_id
 from emulator.lake import write_batch
 from emulator.specs import FLOW_SPECS
 from emulator.store import Pending, Scope, Store, Tx
+
+if TYPE_CHECKING:  # the run engine is imported only when a run executes
+    from emulator.runner import RunOutput
 
 __all__ = [
     "FAIL_RUN",
@@ -135,7 +138,7 @@ def _inputs(tx: Tx, scope: Scope, flow: dict[str, Any]) -> dict[str, Any]:
 
 def _run_engine(
     flow: dict[str, Any], spec_name: str, inputs: dict[str, Any], config: EmulatorConfig
-) -> Any:
+) -> RunOutput:
     from emulator.runner import RunInput, execute_run  # the engine EMU-RUNNER provides
 
     return execute_run(
@@ -190,12 +193,10 @@ def execute(store: Store, work: Pending, config: EmulatorConfig) -> None:
         _record(tx, scope, flow, run, inputs, output, started)
 
 
-def _failed_output(message: str) -> Any:
-    from types import SimpleNamespace
+def _failed_output(message: str) -> RunOutput:
+    from emulator.runner import RunOutput as _RunOutput
 
-    return SimpleNamespace(
-        records=[], errors=[], input_count=0, files=[], watermark_ms=None, failure=message
-    )
+    return _RunOutput(failure=message)
 
 
 def _over_threshold(flow: dict[str, Any], failed: int, total: int) -> str | None:
@@ -223,7 +224,7 @@ def _record(
     flow: dict[str, Any],
     run: dict[str, Any],
     inputs: dict[str, Any],
-    output: Any,
+    output: RunOutput,
     started: int,
 ) -> None:
     errors = [
