@@ -54,6 +54,7 @@ class GatewayMiddleware:
         self.store = store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the headers of `/data/...` requests, then hand over with the tenant attached."""
         if scope["type"] != "http" or not scope["path"].startswith(GATED_PREFIX):
             await self.app(scope, receive, send)
             return

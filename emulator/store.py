@@ -167,7 +167,7 @@ class Tx:
         )
         return int(cur.lastrowid or 0)
 
-    def due_pending(self, now_ms: int, limit: int = 50) -> list[Pending]:
+    def due_pending(self, now_ms: int, limit: int = 500) -> list[Pending]:
         """Deferred work due at `now_ms`, oldest first."""
         rows = self._c.execute(
             "SELECT id, kind, due_ms, org, sandbox, payload FROM pending WHERE due_ms <= ? "
