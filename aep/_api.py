@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -13,6 +13,14 @@ from aep.http import Http
 __all__ = ["Model", "Service"]
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Identified = TypeVar("Identified", bound=_HasId)
 
 _MAX_PAGES = 10_000  # a server that keeps answering the same page must not loop forever
 
@@ -82,3 +90,30 @@ class Service:
                 return
             seen.add(href)
             url, query = self._next_url(str(href)), None
+
+    def _start_pages(
+        self,
+        path: str,
+        params: list[tuple[str, Any]],
+        items: Callable[[httpx.Response], list[Identified]],
+        *,
+        limit: int,
+    ) -> Iterator[Identified]:
+        """Yield every item of an offset-paged list (`limit` + `start`: Catalog, Data Prep).
+
+        Stops at the first page that brings nothing new, so a server that ignores `start`
+        and keeps answering the first page ends the listing instead of looping.
+        """
+        start = 0
+        seen: set[str] = set()
+        while True:
+            response = self.http.request(
+                "GET", self.url(path), params=[*params, ("limit", limit), ("start", start)]
+            )
+            page = items(response)
+            fresh = [item for item in page if item.id not in seen]
+            if not fresh:
+                return
+            seen.update(item.id for item in fresh)
+            yield from fresh
+            start += len(page)

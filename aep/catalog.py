@@ -74,19 +74,9 @@ class Catalog(Service):
         return out
 
     def _keyed_pages(self, path: str, params: list[tuple[str, Any]], model: type[K]) -> Iterator[K]:
-        start = 0
-        seen: set[str] = set()
-        while True:
-            response = self.http.request(
-                "GET", self.url(path), params=[*params, ("limit", PAGE_LIMIT), ("start", start)]
-            )
-            page = self._keyed(response, model)
-            fresh = [item for item in page if item.id not in seen]
-            if not fresh:
-                return
-            seen.update(item.id for item in fresh)
-            yield from fresh
-            start += len(page)
+        return self._start_pages(
+            path, params, lambda response: self._keyed(response, model), limit=PAGE_LIMIT
+        )
 
     # -- datasets
     def create_dataset(self, body: dict[str, Any]) -> str:

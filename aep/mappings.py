@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 from pydantic import Field
 
 from aep._api import Model, Service
@@ -109,23 +110,14 @@ class DataPrep(Service):
 
     def mapping_sets(self) -> Iterator[MappingSet]:
         """Every mapping set, 100 per page (`limit` and `start`, both required)."""
-        start = 0
-        seen: set[str] = set()
-        while True:
-            response = self.http.request(
-                "GET", self.url("/mappingSets"), params={"limit": PAGE_LIMIT, "start": start}
-            )
-            body = self.http.json(response)
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, list):
-                raise self.http.format_error(response, "`data` list expected")
-            page = [self._parse(response, MappingSet, item) for item in data]
-            fresh = [m for m in page if m.id not in seen]
-            if not fresh:
-                return
-            seen.update(m.id for m in fresh)
-            yield from fresh
-            start += len(page)
+        return self._start_pages("/mappingSets", [], self._page, limit=PAGE_LIMIT)
+
+    def _page(self, response: httpx.Response) -> list[MappingSet]:
+        body = self.http.json(response)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise self.http.format_error(response, "`data` list expected")
+        return [self._parse(response, MappingSet, item) for item in data]
 
     def find_mapping_set(self, *, tag: str, recorded_id: str | None = None) -> str | None:
         """The tool's mapping set: the recorded id if it still exists, else by tag.
