@@ -52,8 +52,9 @@ log = logging.getLogger(__name__)
 
 LOCAL_CHUNK = 1 << 20
 """Bytes read from the local file and handed to one pipelined write call."""
-OVERLAP_MIN_BYTES = 64 << 20
-"""Files at least this large are verified on a second connection while they are written."""
+OVERLAP_MIN_BYTES = 16 << 20
+"""Files at least this large are verified on a second connection while they are written
+(so up to 2 x `connections` connections are open); smaller ones are read back afterwards."""
 CHECKPOINT_BYTES = 8 << 20
 """Record the acknowledged offset in the journal this often (costs one small file write)."""
 
