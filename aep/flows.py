@@ -141,6 +141,26 @@ class Run(Model):
         return RecordSummary.model_validate((self.metrics or {}).get("recordSummary") or {})
 
     @property
+    def error_messages(self) -> list[str]:
+        """The run's errors (its own, then its activities'), `code message` each, no repeats.
+
+        An entry that is not an object is taken as the message itself.
+        """
+        found: list[str] = []
+        summaries = [(self.metrics or {}).get("statusSummary")]
+        summaries += [a.get("statusSummary") for a in self.activities if isinstance(a, dict)]
+        for summary in summaries:
+            errs = summary.get("errors") if isinstance(summary, dict) else None
+            for err in errs if isinstance(errs, list) else []:
+                if isinstance(err, dict):
+                    text = f"{err.get('code') or ''} {err.get('message') or ''}".strip()
+                else:
+                    text = str(err).strip() if err is not None else ""
+                if text and text not in found:
+                    found.append(text)
+        return found
+
+    @property
     def batch_ids(self) -> list[str]:
         """Catalog batch ids the run promoted (`activities[].targetInfo[].reference.ids`)."""
         ids: list[str] = []

@@ -16,7 +16,7 @@ from typing import Any
 from aep.catalog import Batch
 from aep.flows import Run
 
-__all__ = ["RunReconciliation", "reconcile_run", "run_errors"]
+__all__ = ["RunReconciliation", "reconcile_run"]
 
 
 @dataclass
@@ -44,19 +44,6 @@ class RunReconciliation:
         return {**asdict(self), "ok": self.ok}
 
 
-def run_errors(run: Run) -> list[str]:
-    """The error messages a run carries (its own and its activities'), without repeats."""
-    found: list[str] = []
-    summaries = [(run.metrics or {}).get("statusSummary") or {}]
-    summaries += [a.get("statusSummary") or {} for a in run.activities]
-    for summary in summaries:
-        for err in summary.get("errors") or []:
-            text = f"{err.get('code', '')} {err.get('message', '')}".strip()
-            if text and text not in found:
-                found.append(text)
-    return found
-
-
 def reconcile_run(
     kind: str, flow_id: str, run: Run, batches: list[Batch], *, rows_shipped: int
 ) -> RunReconciliation:
@@ -82,7 +69,7 @@ def reconcile_run(
         ],
     )
     if rec.status.lower() != "success":
-        reasons = "; ".join(run_errors(run)) or "no reason given"
+        reasons = "; ".join(run.error_messages) or "no reason given"
         rec.problems.append(f"run {run.id} ended {rec.status}: {reasons}")
     if rec.input is None or rec.output is None or rec.failed is None:
         rec.problems.append(f"run {run.id} has no complete recordSummary")

@@ -1,0 +1,49 @@
+"""Reconcile: every count compared, every disagreement reported with both sides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aep.catalog import Batch
+from aep.flows import Run
+from backfill.reconcile import reconcile_run
+
+
+def _run(status: str = "success", errors: list[Any] | None = None, **counts: int) -> Run:
+    summary = {"inputRecordCount": 5, "outputRecordCount": 4, "failedRecordCount": 1, **counts}
+    return Run.model_validate(
+        {
+            "id": "r1",
+            "metrics": {
+                "statusSummary": {"status": status, "errors": errors or []},
+                "recordSummary": summary,
+            },
+            "activities": [{"statusSummary": {"errors": errors or []}}],
+        }
+    )
+
+
+def _batch(ok: int, failed: int) -> Batch:
+    return Batch(id="b1", status="success", recordCount=ok, failedRecordCount=failed)
+
+
+def test_counts_that_add_up_reconcile() -> None:
+    rec = reconcile_run("k", "f", _run(), [_batch(4, 1)], rows_shipped=5)
+    assert rec.ok and rec.problems == []
+
+
+def test_each_disagreement_is_reported_with_both_sides() -> None:
+    rec = reconcile_run("k", "f", _run(outputRecordCount=3), [_batch(4, 0)], rows_shipped=6)
+    assert rec.problems == [
+        "rows shipped 6 != run inputRecordCount 5",
+        "run output 3 + failed 1 != input 5",
+        "batches' recordCount 4 != run output 3",
+        "batches' failedRecordCount 0 != run failed 1",
+    ]
+
+
+def test_a_failed_run_names_its_errors_once_whatever_their_shape() -> None:
+    errors = [{"code": "CONNECTOR-1001-500", "message": "boom"}, "a bare message", None]
+    rec = reconcile_run("k", "f", _run("failed", errors), [_batch(4, 1)], rows_shipped=5)
+    assert not rec.ok
+    assert rec.problems == ["run r1 ended failed: CONNECTOR-1001-500 boom; a bare message"]
