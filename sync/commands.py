@@ -4,7 +4,7 @@ of `sync.cli`, which imports this module).
 Exit codes: 0 done; 1 not done (apply declined, a run cycle failed, a smoke record that did not
 land); 2 configuration problem, and for `plan --expect-no-changes`: changes pending; 3 the
 platform failed; 4 a change needs a person (e.g. an auth type or flow spec changed);
-5 another daemon holds the state directory.
+5 another daemon (or apply) holds the state directory.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ CHANGES_PENDING_EXIT_CODE = 2
 NEEDS_PERSON_EXIT_CODE = 4
 """A change the tool must not make on its own (auth type, dataset schema, flow spec)."""
 LOCKED_EXIT_CODE = 5
-"""`aep-sync run`: another daemon holds this state directory."""
+"""`aep-sync run` / `apply`: another daemon or apply holds this state directory."""
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
@@ -161,8 +161,15 @@ def sync_apply(
             if not typer.confirm("Apply these changes?", default=False):
                 typer.echo("Not applied.")
                 raise typer.Exit(1)
-        with History.open(s.settings.state_dir) as history:
-            done = apply(s.opened.client, s.desired, history, trigger="cli")
+        try:
+            lock = DaemonLock(s.settings.state_dir).acquire()
+        except DaemonLocked as exc:
+            raise _fail(str(exc), LOCKED_EXIT_CODE) from None
+        try:
+            with History.open(s.settings.state_dir) as history:
+                done = apply(s.opened.client, s.desired, history, trigger="cli")
+        finally:
+            lock.release()
     _print_plan(done, as_json) if as_json else typer.echo("\n".join(done.lines(detail=False)))
 
 

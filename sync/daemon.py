@@ -6,8 +6,8 @@ history). Job defaults are set scheduler-wide (`coalesce`, `max_instances=1`, a 
 longer than APScheduler's 1 s default, which would silently skip runs of a busy process).
 
 Only one daemon acts per state directory: `DaemonLock` holds an exclusive `flock` on
-`<state_dir>/sync/daemon.lock` (the holder's pid written in it); a second daemon gets
-`DaemonLocked` and exits with its own code. APScheduler installs no signal handlers: SIGTERM
+`<state_dir>/sync/daemon.lock` (the holder's pid written in it); a second daemon, or an
+`aep-sync apply` while a daemon runs, gets `DaemonLocked` and exits with its own code. APScheduler installs no signal handlers: SIGTERM
 and SIGINT shut the scheduler down here, letting a running job finish, and the command exits 0.
 """
 
@@ -45,12 +45,13 @@ MISFIRE_GRACE_S = 300
 
 
 class DaemonLocked(Exception):
-    """Another `aep-sync run` holds this state directory's daemon lock."""
+    """Another `aep-sync run` (or `apply`) holds this state directory's lock."""
 
     def __init__(self, path: Path, holder: str) -> None:
         super().__init__(
-            f"another aep-sync daemon (pid {holder or 'unknown'}) holds {path}; only one daemon "
-            "may act per state directory: stop it first, or see what it did with `aep-sync status`"
+            f"another aep-sync daemon or apply (pid {holder or 'unknown'}) holds {path}; only "
+            "one may act per state directory: stop it first, or see what it did with "
+            "`aep-sync status`"
         )
         self.path = path
         self.holder = holder

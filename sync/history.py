@@ -89,6 +89,18 @@ class AlertRow:
     ref: str | None
 
 
+def _apply_row(r: Any) -> ApplyRow:
+    return ApplyRow(
+        id=int(r[0]),
+        started_at=float(r[1]),
+        finished_at=r[2],
+        ok=None if r[3] is None else bool(r[3]),
+        counts=json.loads(r[4]) if r[4] else {},
+        error=r[5],
+        trigger=r[6],
+    )
+
+
 class History:
     """The history database (one connection; use from one thread at a time)."""
 
@@ -203,27 +215,15 @@ class History:
             "ORDER BY id DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        return [
-            ApplyRow(
-                id=int(r[0]),
-                started_at=float(r[1]),
-                finished_at=r[2],
-                ok=None if r[3] is None else bool(r[3]),
-                counts=json.loads(r[4]) if r[4] else {},
-                error=r[5],
-                trigger=r[6],
-            )
-            for r in rows
-        ]
+        return [_apply_row(r) for r in rows]
 
     def last_successful_apply(self) -> ApplyRow | None:
         """The newest apply that finished ok."""
         row = self._db.execute(
-            "SELECT id FROM applies WHERE ok = 1 ORDER BY id DESC LIMIT 1"
+            "SELECT id, started_at, finished_at, ok, counts, error, trigger FROM applies "
+            "WHERE ok = 1 ORDER BY id DESC LIMIT 1"
         ).fetchone()
-        if row is None:
-            return None
-        return next(a for a in self.applies(10_000) if a.id == int(row[0]))
+        return None if row is None else _apply_row(row)
 
     # -- runs
     def record_run(self, run: RunRow) -> bool:

@@ -193,6 +193,21 @@ def _diff(path: str, before: Any, after: Any) -> FieldChange | None:
     return FieldChange(path, "replace", before, after)
 
 
+def _project(have: Any, want: Any) -> Any:
+    """`have` cut down to the keys `want` names (objects, recursively): fields the server adds
+    on its own are not drift."""
+    if isinstance(have, dict) and isinstance(want, dict):
+        return {k: _project(have.get(k), v) for k, v in want.items() if k in have}
+    return have
+
+
+def _merged(have: Any, want: Any) -> Any:
+    """`want` laid over `have` (objects, recursively), keeping what the server added."""
+    if isinstance(have, dict) and isinstance(want, dict):
+        return {**have, **{k: _merged(have.get(k), v) for k, v in want.items()}}
+    return want
+
+
 def _fingerprint(auth: dict[str, Any]) -> str:
     """sha256 of the whole auth object as sent (GETs mask secrets, so they cannot be compared)."""
     return hashlib.sha256(json.dumps(auth, sort_keys=True).encode()).hexdigest()
@@ -606,9 +621,13 @@ class Reconciler:
             have = getattr(item, field_name, None)
             if field_name == "description":
                 have = have or None
-            differs = _diff(f"/{field_name}", have, want)
+            shown = _project(have, want)
+            if shown == want:
+                continue
+            differs = _diff(f"/{field_name}", shown, want)
             if differs:
-                fields.append(differs)
+                # sent: the desired object over the current one, so server-side fields stay
+                fields.append(FieldChange(differs.path, differs.kind, shown, _merged(have, want)))
         action = Action.UPDATE if fields else Action.NOOP
         self._add(Change(key, resource, name, action, item.id, fields))
         self._record(rkey, resource, item.id)

@@ -53,6 +53,11 @@ def test_plan_apply_run_once_status_as_commands(tmp_path: Path) -> None:
     assert "not applied" in declined.output and "--yes" in declined.output
     assert not history_path(tmp_path / "state").exists()
 
+    with DaemonLock(tmp_path / "state"):  # a daemon is running: apply waits its turn
+        busy = runner.invoke(sync_app, ["apply", "--yes", "--config", config])
+    assert busy.exit_code == 5, busy.output
+    assert "another aep-sync daemon or apply" in busy.output
+
     once = runner.invoke(sync_app, ["run", "--once", "--config", config])
     assert once.exit_code == 0, once.output
     assert "Applied: 6 created, 0 updated, 0 unchanged." in once.output
