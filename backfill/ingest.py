@@ -10,7 +10,6 @@ created; files shipped later are picked up by an ad-hoc run (`POST /runs`).
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from aep.client import PlatformClient
 from aep.flows import Run, patch
 from aep.names import description_tag, resource_name
 from backfill.targets import Target
+from config.keys import private_key_content
 
 __all__ = [
     "CLOUD_STORAGE_FLOW_SPEC",
@@ -68,7 +68,7 @@ class PullSource:
             "folderPath": self.folder_path,
         }
         if self.private_key_pem:
-            params["privateKeyContent"] = base64.b64encode(self.private_key_pem.encode()).decode()
+            params["privateKeyContent"] = private_key_content(self.private_key_pem)
             if self.passphrase:
                 params["passPhrase"] = self.passphrase
             return {"specName": "SSH PublicKey Authentication for sftp", "params": params}
