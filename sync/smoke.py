@@ -192,7 +192,10 @@ def send_smoke(
     record = build_record(decl, client.schemas.tenant_id(), email=email, test_id=test_id)
     namespace = decl.smoke.identity_namespace or "email"
     sent_ms = int(time.time() * 1000) - 1000  # Catalog times are the server's: allow skew
-    before = len(client.capture.exchanges())
+    # exchanges are told apart by identity (the capture ring drops old ones as polls arrive);
+    # `earlier` keeps them referenced so no id is reused while this runs
+    earlier = client.capture.exchanges()
+    before = {id(x) for x in earlier}
     try:
         receipt = client.streaming.send(
             flow.inlet_url, record, sync_validation=sync_validation, flow_id=flow.id
@@ -200,7 +203,9 @@ def send_smoke(
     except errors.AEPError as exc:
         result.error = f"the inlet refused the record: {exc}"
         return _fail(client, result, before, bundles_dir)
-    sent_exchanges = client.capture.exchanges()[before:] or client.capture.exchanges()[-1:]
+    sent_exchanges = [x for x in client.capture.exchanges() if id(x) not in before]
+    earlier += sent_exchanges
+    before |= {id(x) for x in sent_exchanges}
     result.xaction_id = receipt.xactionId
     started = time.monotonic()
     deadline = started + timeout_s
@@ -264,13 +269,14 @@ def _in_new_batches(
 def _fail(
     client: PlatformClient,
     result: SmokeResult,
-    before: int,
+    before: set[int],
     bundles_dir: Path,
     sent: list[Any] | None = None,
 ) -> SmokeResult:
-    exchanges = client.capture.exchanges()
-    kept = list(sent) if sent else exchanges[before:]
-    kept += [x for x in exchanges[-BUNDLE_POLLS_KEPT:] if x not in kept]
+    """Write the support bundle: the inlet exchange(s), then the last polls after them."""
+    since = [x for x in client.capture.exchanges() if id(x) not in before]
+    kept = list(sent) if sent is not None else since
+    kept += [x for x in since[-BUNDLE_POLLS_KEPT:] if all(x is not k for k in kept)]
     ids = {
         k: v
         for k, v in {

@@ -125,3 +125,36 @@ def test_a_record_is_built_from_the_mapping_when_no_template_is_given(
     assert record["data"]["id"] == "t1"
     assert record["data"]["amount"] == 1 and record["data"]["paid"] is True
     assert record["data"]["payment_method_details"]["card"]["last4"] == "aep-smoke-t1"
+
+
+def test_a_record_the_schema_refuses_fails_at_once_with_dcs_reasons(
+    platform: OpenPlatform, desired: DesiredState, settings: Settings
+) -> None:
+    desired = only(desired, "capillary-profile")
+    decl = desired.flows["capillary-profile"]
+    broken = decl.smoke.model_copy(
+        update={"record": (decl.smoke.record or "").replace('"points": 1250', '"points": "many"')}
+    )
+    desired = desired.model_copy(
+        update={"flows": {"capillary-profile": decl.model_copy(update={"smoke": broken})}}
+    )
+    with _applied(platform, desired, settings) as history:
+        result = send_smoke(
+            platform.client,
+            desired,
+            history,
+            "capillary-profile",
+            kind="profile",
+            timeout_s=20,
+            poll_s=0.2,
+            sync_validation=True,
+            bundles_dir=settings.state_dir / "bundles",
+        )
+    assert not result.landed and result.latency_s is None
+    assert result.error and result.error.startswith("the inlet refused the record")
+    assert result.bundle is not None
+    bundle = json.loads(Path(result.bundle).read_text(encoding="utf-8"))
+    (sent,) = bundle["exchanges"]
+    assert sent["status"] == 400 and "syncValidation=true" in sent["url"]
+    causes = sent["response_body"]["report"]["cause"]["_streamingValidation"]
+    assert causes and "points" in json.dumps(causes)
