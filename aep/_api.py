@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -53,8 +54,17 @@ class Service:
             ) from None
 
     def _next_url(self, href: str) -> str:
-        if href.startswith(("http://", "https://")):
-            return href
+        """Where `_links.next.href` points, always on the gateway.
+
+        An absolute link to another host keeps only its path and query: the request carries
+        the bearer token and api key, which must never go to a host a response body names.
+        """
+        parts = urlsplit(href)
+        if parts.scheme or parts.netloc:
+            gateway = urlsplit(self.http.config.gateway_url)
+            if (parts.scheme, parts.netloc) == (gateway.scheme, gateway.netloc):
+                return href
+            href = urlunsplit(("", "", parts.path, parts.query, ""))
         if href.startswith(self.base + "/") or href.startswith("/data/"):
             return self.http.config.gateway_url.rstrip("/") + href
         return self.url(href if href.startswith("/") else "/" + href)

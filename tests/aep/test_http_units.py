@@ -327,3 +327,24 @@ def test_an_access_token_echoed_in_an_error_is_masked_in_the_error_and_the_bundl
         http.request("GET", "https://platform.test/data/x")
     assert token not in str(info.value) and "bad header Bearer ***" in str(info.value)
     assert token not in json.dumps(http.capture.bundle().asdict())
+
+
+def test_a_next_link_to_another_host_is_followed_on_the_gateway_only() -> None:
+    from aep.flows import FlowService
+
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/ims/token/v3":
+            return httpx.Response(200, json={"access_token": "T", "expires_in": 86399})
+        hosts.append(request.url.host)
+        if "continuationToken" not in request.url.query.decode():
+            nxt = "https://elsewhere.test/data/foundation/flowservice/flows?continuationToken=2"
+            return httpx.Response(
+                200, json={"items": [{"id": "a"}], "_links": {"next": {"href": nxt}}}
+            )
+        return httpx.Response(200, json={"items": [{"id": "b"}]})
+
+    flows = FlowService(make(handler))
+    assert [f.id for f in flows.flows.list()] == ["a", "b"]
+    assert hosts == ["platform.test", "platform.test"]  # the token never left for elsewhere
