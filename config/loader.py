@@ -19,6 +19,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from config.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, Settings
@@ -118,6 +119,27 @@ def resolve_path(path: Path | None) -> Path:
     return SHIPPED_DEFAULT
 
 
+def _set_in_environment(path: tuple[str, ...]) -> str | None:
+    """The environment variable that set the value at `path`, if one did."""
+    for depth in range(len(path), 0, -1):
+        name = env_name(path[:depth])
+        if name in os.environ:
+            return name
+    return None
+
+
+def _environment_problem(exc: SettingsError) -> str:
+    """A problem line for an environment value pydantic-settings could not parse at all."""
+    section = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+    start = env_name((section,)) if section else ENV_PREFIX
+    names = sorted(n for n in os.environ if n.upper().startswith(start.upper()))
+    return (
+        f"{section or '(environment)'}: cannot parse {', '.join(names) or 'an environment value'}"
+        "; lists and tables are written as JSON, e.g. "
+        """AEP_BRIDGE_PLATFORM__SCOPES='["openid", "AdobeID"]'"""
+    )
+
+
 def load_settings(path: Path | None = None) -> Settings:
     """Read the configuration file, apply the environment, validate.
 
@@ -143,10 +165,15 @@ def load_settings(path: Path | None = None) -> Settings:
     ]
     try:
         settings = _settings_class(data)()
+    except SettingsError as exc:
+        problems.append(_environment_problem(exc))
+        raise ConfigError(source, problems) from None
     except ValidationError as exc:
         for err in exc.errors():
             loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-            problems.append(f"{loc}: {err['msg']}")
+            var = _set_in_environment(tuple(str(x) for x in err["loc"]))
+            where = f" (from the environment variable {var})" if var else ""
+            problems.append(f"{loc}: {err['msg']}{where}")
         raise ConfigError(source, problems) from None
     if problems:
         raise ConfigError(source, problems)

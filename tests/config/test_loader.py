@@ -267,3 +267,20 @@ def test_platform_identifiers_are_checked(tmp_path: Path) -> None:
     assert "platform.org_id: Value error, an IMS org id ends with '@AdobeOrg'" in text
     assert "platform.sandbox: Value error, sandbox names are lower case" in text
     assert "platform.gateway_url: Value error, must be an http:// or https:// URL" in text
+
+
+def test_an_unparsable_environment_value_is_a_problem_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "[sftp]\nport = 22\n")
+    monkeypatch.setenv("AEP_BRIDGE_PLATFORM__SCOPES", "openid,AdobeID")  # a list wants JSON
+    monkeypatch.setenv("AEP_BRIDGE_SFTP__PORT", "twenty-two")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    text = str(info.value)
+    assert "AEP_BRIDGE_PLATFORM__SCOPES" in text and "JSON" in text
+    monkeypatch.delenv("AEP_BRIDGE_PLATFORM__SCOPES")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    # the bad value is in the environment, not in the file the message names
+    assert "sftp.port" in str(info.value) and "AEP_BRIDGE_SFTP__PORT" in str(info.value)
