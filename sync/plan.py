@@ -341,7 +341,13 @@ class Reconciler:
     def _schema(self, key: str, flow: FlowDecl) -> str:
         decl = flow.schema_
         if decl.id:
-            self.client.schemas.get_schema(decl.id)  # NotFound names the configured id
+            try:
+                self.client.schemas.get_schema(decl.id)
+            except errors.NotFoundError:
+                raise SyncError(
+                    f"flows.{key}.schema.id: no schema {decl.id} in this sandbox; fix the id or "
+                    "remove it to let aep-sync create the schema"
+                ) from None
             self._add(Change(key, "schema", decl.id, Action.NOOP, decl.id, note="configured id"))
             return decl.id
         title = self._name(key, "schema")
@@ -404,7 +410,13 @@ class Reconciler:
         decl = flow.dataset
         catalog = self.client.catalog
         if decl.id:
-            dataset = catalog.get_dataset(decl.id)
+            try:
+                dataset = catalog.get_dataset(decl.id)
+            except errors.NotFoundError:
+                raise SyncError(
+                    f"flows.{key}.dataset.id: no dataset {decl.id} in this sandbox; fix the id "
+                    "or remove it to let aep-sync create the dataset"
+                ) from None
             name, dataset_id = decl.id, decl.id
         else:
             name = self._name(key, "dataset")

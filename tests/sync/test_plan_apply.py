@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from aep.flows import patch
 from aep.names import resource_name
 from aep.platform import OpenPlatform
@@ -13,7 +15,7 @@ from config.settings import Settings
 from sync.apply import apply
 from sync.desired import DesiredState
 from sync.history import History, history_path
-from sync.plan import Action, plan
+from sync.plan import Action, SyncError, plan
 from tests.sync.conftest import STRIPE_TOKEN, Admin, only
 
 
@@ -216,3 +218,25 @@ def test_a_plan_reads_the_history_but_never_creates_it(
     small = only(desired, "customerio-events")
     plan(platform.client, small, None)
     assert not (tmp_path / "state" / "sync").exists()
+
+
+def test_changes_a_person_must_make_stop_the_plan_naming_what_to_do(
+    platform: OpenPlatform, desired: DesiredState, settings: Settings
+) -> None:
+    c = platform.client
+    desired = only(desired, "customerio-events")
+    decl = desired.flows["customerio-events"]
+    with History.open(settings.state_dir) as history:
+        apply(c, desired, history)
+        other_spec = decl.model_copy(
+            update={"flow_spec_id": "6499120c-0b15-42dc-936e-847ea3c24d72"}
+        )
+        with pytest.raises(SyncError, match="delete the flow"):
+            plan(
+                c, desired.model_copy(update={"flows": {"customerio-events": other_spec}}), history
+            )
+        missing = decl.model_copy(
+            update={"dataset": decl.dataset.model_copy(update={"id": "0123456789abcdef01234567"})}
+        )
+        with pytest.raises(SyncError, match=r"flows\.customerio-events\.dataset\.id"):
+            plan(c, desired.model_copy(update={"flows": {"customerio-events": missing}}), history)
