@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import secrets
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +48,7 @@ from backfill.validate import ValidateOptions, validate_files
 from backfill.validate.result import FileResult as ValidatedFile
 from config.dev_credentials import ensure_dev_pull_key
 from config.keys import pem_text
+from config.loader import ConfigError
 from config.settings import Settings
 
 __all__ = ["SAMPLES_DIR", "FileOutcome", "MigrateResult", "migrate"]
@@ -246,7 +248,7 @@ def migrate(
         return result
     contracts = load_contracts(settings.backfill.contracts_dir)
     state = Path(settings.state_dir)
-    with Ledger.in_state_dir(state) as ledger:
+    with _open_ledger(state) as ledger:
         by_path = _validate(settings, contracts, paths, ledger, result, say)
         with ExitStack() as stack:
             landing = stack.enter_context(_landing(settings))
@@ -273,6 +275,21 @@ def migrate(
                 )
     result.seconds = time.monotonic() - started
     return result
+
+
+def _open_ledger(state: Path) -> Ledger:
+    """The state directory's ledger; an unusable state directory is a configuration problem."""
+    try:
+        return Ledger.in_state_dir(state)
+    except OSError as exc:
+        raise ConfigError(
+            "state_dir",
+            [f"state_dir: cannot keep the migration ledger under {state}: {exc.strerror or exc}"],
+        ) from None
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(
+            "state_dir", [f"state_dir: {state / 'ledger.sqlite'} is not a usable ledger: {exc}"]
+        ) from None
 
 
 def _validate(

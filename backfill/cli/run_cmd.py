@@ -103,7 +103,7 @@ def run_command(
     try:
         result = migrate(settings, inputs=paths or None, notify=notify)
     except ConfigError as exc:
-        _err.print(str(exc), highlight=False, markup=False)
+        _err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(CONFIG_EXIT_CODE) from None
     except Exception as exc:  # the command never ends in a traceback
         logging.getLogger("backfill.migrate").debug("migration failed", exc_info=True)

@@ -367,3 +367,20 @@ def test_a_platform_error_on_one_kind_is_its_problem_and_the_other_kinds_go_thro
     assert "stripe_payments" in problem and all(i in problem for i in ids)
     steps = {f.kind: f.step for f in result.files}
     assert steps == {"capillary_customers": Step.RECONCILED, "stripe_payments": Step.FAILED}
+
+
+def test_an_unusable_state_dir_is_a_configuration_problem(tmp_path: Path):
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    (tmp_path / "not-a-dir").write_text("")
+    env = {"AEP_BRIDGE_STATE_DIR": str(tmp_path / "not-a-dir"), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "backfill.cli", "run", str(folder)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "state_dir" in done.stderr and "not-a-dir" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "ledger.sqlite").write_text("not a database " * 100)
+    env["AEP_BRIDGE_STATE_DIR"] = str(tmp_path / "state")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "ledger.sqlite" in done.stderr and "Traceback" not in done.stderr
