@@ -27,6 +27,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "csv"
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("AEP_BRIDGE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("AEP_BRIDGE_SMOKE__TIMEOUT_S", "60")
+    monkeypatch.setenv("AEP_BRIDGE_SMOKE__POLL_S", "0.2")  # runs settle in well under 1 s here
     return load_settings()
 
 
