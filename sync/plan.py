@@ -25,17 +25,15 @@ import hashlib
 import json
 import logging
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from aep import deviations, errors
 from aep.client import PlatformClient
-from aep.flows import Flow, PatchOp, patch
+from aep.flows import Flow
 from aep.lookup import CreateResult, create_or_find
 from aep.mappings import with_tag
 from aep.names import description_tag, resource_name
+from sync.changes import NEW, Action, Change, FieldChange, Plan, diff, merged, project
 from sync.desired import DATA_LAKE_SPEC, XED_FULL, DesiredState, FlowDecl
 from sync.history import History
 from sync.platform_extras import identity_descriptors, put_mapping_set
@@ -52,160 +50,11 @@ __all__ = [
 
 logger = logging.getLogger("sync.plan")
 
-NEW = "(new)"
-"""Stands for the id of a resource that `plan` would create."""
 MASKED = "******"
 
 
 class SyncError(Exception):
     """The desired state cannot be reached without a person (e.g. an auth type changed)."""
-
-
-class Action(StrEnum):
-    """What happens to one resource."""
-
-    CREATE = "create"
-    UPDATE = "update"
-    NOOP = "no-op"
-
-
-_PAST = {Action.CREATE: "created", Action.UPDATE: "updated", Action.NOOP: "unchanged"}
-_SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.NOOP: "="}
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    """One field that differs: a JSON Patch op by path and kind, with before and after."""
-
-    path: str
-    kind: Literal["add", "replace", "remove"]
-    before: Any = None
-    after: Any = None
-
-    def op(self) -> PatchOp:
-        """The JSON Patch operation (as the tutorials send it)."""
-        return patch(self.kind, self.path, self.after)
-
-    def line(self) -> str:
-        """`replace /description: 'a' -> 'b'`."""
-        if self.kind == "add":
-            return f"{self.kind} {self.path}: {_short(self.after)}"
-        if self.kind == "remove":
-            return f"{self.kind} {self.path} (was {_short(self.before)})"
-        return f"{self.kind} {self.path}: {_short(self.before)} -> {_short(self.after)}"
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@dataclass
-class Change:
-    """The decision on one resource."""
-
-    flow: str
-    """The flow key (or `connections.<key>` for a shared base connection)."""
-    resource: str
-    """schema, identity, dataset, base connection, source connection, target connection,
-    mapping set or flow."""
-    name: str
-    action: Action
-    id: str | None = None
-    fields: list[FieldChange] = field(default_factory=list)
-    note: str | None = None
-
-    def line(self, *, done: bool = False) -> str:
-        """One line: sign, action, flow, resource, name, id."""
-        verb = _PAST[self.action] if done else str(self.action)
-        text = f"{_SIGN[self.action]} {verb:<9} {self.flow:<24} {self.resource:<18} {self.name}"
-        if self.id and self.id != NEW:
-            text += f" ({self.id})"
-        if self.note:
-            text += f"  [{self.note}]"
-        return text
-
-    def asdict(self) -> dict[str, Any]:
-        """JSON-ready form (`fields` carry their JSON Patch op)."""
-        out = asdict(self)
-        out["action"] = str(self.action)
-        out["fields"] = [{**asdict(f), "op": f.op()} for f in self.fields]
-        return out
-
-
-@dataclass
-class Plan:
-    """Every resource's decision, in chain order."""
-
-    changes: list[Change] = field(default_factory=list)
-    applied: bool = False
-    """True when the decisions were acted on (`apply`), False for a plan."""
-
-    def counts(self) -> dict[str, int]:
-        """How many resources per action (every action present, zeros included)."""
-        found = Counter(str(c.action) for c in self.changes)
-        return {str(a): found.get(str(a), 0) for a in Action}
-
-    @property
-    def has_changes(self) -> bool:
-        """Whether anything would change (or did)."""
-        return any(c.action != Action.NOOP for c in self.changes)
-
-    def lines(self, *, detail: bool = True, changes_only: bool = False) -> list[str]:
-        """One line per resource (or per changed one), JSON Patch detail under updates, then
-        the counts."""
-        out: list[str] = []
-        for change in self.changes:
-            if changes_only and change.action == Action.NOOP:
-                continue
-            out.append(change.line(done=self.applied))
-            if detail:
-                out.extend(f"      {f.line()}" for f in change.fields)
-        c = self.counts()
-        if self.applied:
-            out.append(
-                f"Applied: {c['create']} created, {c['update']} updated, {c['no-op']} unchanged."
-            )
-        else:
-            out.append(
-                f"Plan: {c['create']} to create, {c['update']} to update, {c['no-op']} unchanged."
-            )
-        return out
-
-    def asdict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "applied": self.applied,
-            "changes": [c.asdict() for c in self.changes],
-            "counts": self.counts(),
-            "has_changes": self.has_changes,
-        }
-
-
-def _diff(path: str, before: Any, after: Any) -> FieldChange | None:
-    """The change that makes `before` into `after` at `path` (None when equal)."""
-    if before == after:
-        return None
-    if after is None:
-        return FieldChange(path, "remove", before, None)
-    if before is None:
-        return FieldChange(path, "add", None, after)
-    return FieldChange(path, "replace", before, after)
-
-
-def _project(have: Any, want: Any) -> Any:
-    """`have` cut down to the keys `want` names (objects, recursively): fields the server adds
-    on its own are not drift."""
-    if isinstance(have, dict) and isinstance(want, dict):
-        return {k: _project(have.get(k), v) for k, v in want.items() if k in have}
-    return have
-
-
-def _merged(have: Any, want: Any) -> Any:
-    """`want` laid over `have` (objects, recursively), keeping what the server added."""
-    if isinstance(have, dict) and isinstance(want, dict):
-        return {**have, **{k: _merged(have.get(k), v) for k, v in want.items()}}
-    return want
 
 
 def _fingerprint(auth: dict[str, Any]) -> str:
@@ -522,8 +371,8 @@ class Reconciler:
         fields = [
             f
             for f in (
-                _diff("/name", item.name, name),
-                _diff("/description", item.description or None, decl.description or None),
+                diff("/name", item.name, name),
+                diff("/description", item.description or None, decl.description or None),
             )
             if f
         ]
@@ -628,18 +477,18 @@ class Reconciler:
             change.id = result.id
             self._record(rkey, resource, result.id)
             return result.id
-        fields = [f for f in [_diff("/name", item.name, name)] if f]
+        fields = [f for f in [diff("/name", item.name, name)] if f]
         for field_name, want in desired.items():
             have = getattr(item, field_name, None)
             if field_name == "description":
                 have = have or None
-            shown = _project(have, want)
+            shown = project(have, want)
             if shown == want:
                 continue
-            differs = _diff(f"/{field_name}", shown, want)
+            differs = diff(f"/{field_name}", shown, want)
             if differs:
                 # sent: the desired object over the current one, so server-side fields stay
-                fields.append(FieldChange(differs.path, differs.kind, shown, _merged(have, want)))
+                fields.append(FieldChange(differs.path, differs.kind, shown, merged(have, want)))
         action = Action.UPDATE if fields else Action.NOOP
         self._add(Change(key, resource, name, action, item.id, fields))
         self._record(rkey, resource, item.id)
@@ -767,10 +616,10 @@ class Reconciler:
         fields = [
             f
             for f in (
-                _diff("/name", item.name, name),
-                _diff("/description", item.description or None, flow.description or None),
-                _diff("/sourceConnectionIds", item.sourceConnectionIds, [source_id]),
-                _diff("/targetConnectionIds", item.targetConnectionIds, [target_id]),
+                diff("/name", item.name, name),
+                diff("/description", item.description or None, flow.description or None),
+                diff("/sourceConnectionIds", item.sourceConnectionIds, [source_id]),
+                diff("/targetConnectionIds", item.targetConnectionIds, [target_id]),
             )
             if f
         ]
