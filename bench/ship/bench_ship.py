@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +48,8 @@ class Row:
     tool: str
     seconds: list[float]
     nbytes: int
+    inner: list[float] = field(default_factory=list)
+    """For ship: the seconds `ship()` itself reported (process start and config excluded)."""
 
     @property
     def best(self) -> float:
@@ -88,7 +90,7 @@ def known_hosts_for(sshd: Sshd, port: int, path: Path) -> Path:
 
 def run_ship(
     files: list[Path], sshd: Sshd, port: int, kh: Path, remote: Path, verify: str, work: Path
-) -> float:
+) -> tuple[float, float]:
     state = work / f"state-{time.monotonic_ns()}"
     cfg = work / "bench.toml"
     cfg.write_text(
@@ -115,10 +117,12 @@ def run_ship(
     if out.returncode != 0 or not json.loads(out.stdout)["ok"]:
         raise SystemExit(f"ship failed: {out.stderr[-2000:]}")
     shutil.rmtree(state, ignore_errors=True)
-    return dt
+    return dt, float(json.loads(out.stdout)["seconds"])
 
 
-def run_sftp(files: list[Path], sshd: Sshd, port: int, kh: Path, remote: Path) -> float:
+def run_sftp(
+    files: list[Path], sshd: Sshd, port: int, kh: Path, remote: Path
+) -> tuple[float, float]:
     remote.mkdir(parents=True, exist_ok=True)
     batch = "".join(f"put {f} {remote / f.name}\n" for f in files)
     cmd = ["sftp", "-q", "-b", "-", "-i", str(sshd.client_key), "-P", str(port)]
@@ -129,7 +133,7 @@ def run_sftp(files: list[Path], sshd: Sshd, port: int, kh: Path, remote: Path) -
     dt = time.monotonic() - t0
     if out.returncode != 0:
         raise SystemExit(f"sftp failed: {out.stderr[-2000:]}")
-    return dt
+    return dt, dt
 
 
 def check_and_clean(files: list[Path], remote: Path) -> None:
@@ -187,9 +191,10 @@ def main() -> None:
                     for tool, fn in runs:
                         remote = sshd.landing / f"{tag}-{tool.split()[-1]}-{port}-{k}"
                         os.sync()
-                        dt = fn(remote)
+                        dt, inner = fn(remote)
                         check_and_clean(files, remote)
                         by_tool[tool].seconds.append(dt)
+                        by_tool[tool].inner.append(inner)
                         print(
                             f"{link:>22} | {case:>8} | {tool:<20} | {dt:7.2f} s | "
                             f"{nbytes / MB / dt:7.1f} MB/s",
@@ -215,7 +220,8 @@ def main() -> None:
         )
         print(
             f"| {r.link} | {r.case} | {r.tool} | {len(r.seconds)} | {r.best:.1f} | "
-            f"{r.best / ref.best:.2f} | {r.median:.1f} | {r.median / ref.median:.2f} |"
+            f"{r.best / ref.best:.2f} | {r.median:.1f} | {r.median / ref.median:.2f} | "
+            f"{r.nbytes / MB / statistics.median(r.inner):.1f} |"
         )
 
 
