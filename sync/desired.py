@@ -129,9 +129,10 @@ class DatasetDecl(_Decl):
 class MappingDecl(_Decl):
     """The Data Prep mapping set: (source, destination) pairs in one of the two formats."""
 
-    format: Literal["legacy", "current"] = "current"
-    """`legacy`: seed 002's `xdmSchema` + `sourceAttribute`/`destinationXdmPath`;
-    `current`: `outputSchema.schemaRef` + `sourceType`/`source`/`destination`."""
+    format: Literal["legacy", "legacy-items", "current"] = "current"
+    """`legacy`: seed 002's `xdmSchema` + items `sourceAttribute`/`destinationXdmPath`;
+    `legacy-items`: seed 004's `outputSchema.schemaRef` + those same items;
+    `current`: `outputSchema.schemaRef` + items `sourceType`/`source`/`destination`."""
     items: list[tuple[str, str]]
 
     @field_validator("items")
@@ -147,28 +148,22 @@ class MappingDecl(_Decl):
 
     def body(self, schema_id: str, tenant: str) -> dict[str, Any]:
         """The `POST /mappingSets` body (the tag is added by `aep.mappings.with_tag`)."""
-        if self.format == "legacy":
+        output_schema = {"schemaRef": {"id": schema_id, "contentType": XED_FULL}}
+        if self.format == "current":
             return {
-                "version": 0,
-                "xdmSchema": schema_id,
-                "xdmVersion": "1.0",
+                "outputSchema": output_schema,
                 "mappings": [
-                    {
-                        "destinationXdmPath": d,
-                        "sourceAttribute": s,
-                        "identity": False,
-                        "version": 0,
-                    }
+                    {"sourceType": "ATTRIBUTE", "source": s, "destination": d}
                     for s, d in self.pairs(tenant)
                 ],
             }
-        return {
-            "outputSchema": {"schemaRef": {"id": schema_id, "contentType": XED_FULL}},
-            "mappings": [
-                {"sourceType": "ATTRIBUTE", "source": s, "destination": d}
-                for s, d in self.pairs(tenant)
-            ],
-        }
+        items = [
+            {"destinationXdmPath": d, "sourceAttribute": s, "identity": False, "version": 0}
+            for s, d in self.pairs(tenant)
+        ]
+        if self.format == "legacy-items":
+            return {"outputSchema": output_schema, "mappings": items}
+        return {"version": 0, "xdmSchema": schema_id, "xdmVersion": "1.0", "mappings": items}
 
 
 class SmokeDecl(_Decl):
