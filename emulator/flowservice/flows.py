@@ -219,6 +219,19 @@ def _assign_inlet(
     flow["options"] = options
 
 
+def _check_start_time(flow: dict[str, Any], patched: dict[str, Any]) -> None:
+    """`startTime` cannot change once the original start time has passed (aep-api.md §2.5)."""
+    before = (flow.get("scheduleParams") or {}).get("startTime")
+    after = (patched.get("scheduleParams") or {}).get("startTime")
+    if before is None or str(before) == str(after):
+        return
+    if int(str(before)) * 1000 <= now_ms():
+        raise FlowError(
+            "1400",
+            "scheduleParams.startTime cannot be changed once the original start time has passed.",
+        )
+
+
 async def create(request: Request) -> JSONResponse:
     """POST /flows: validate against the flow spec; 201 `{id, etag}` and a Location header."""
     body = await read_body(request)
@@ -309,6 +322,7 @@ async def patch(request: Request) -> JSONResponse:
             if patched.get(key) != flow.get(key):
                 raise FlowError("1400", f"Field '{key}' cannot be updated.")
         _validate(tx, t, patched)
+        _check_start_time(flow, patched)
         tag = touch(patched, t)
         patched["lastOperation"] = {
             "started": patched["updatedAt"],

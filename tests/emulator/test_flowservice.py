@@ -336,6 +336,18 @@ def test_flow_lifecycle(client: TestClient, headers: dict[str, str]) -> None:
             {"op": "replace", "path": "/scheduleParams/interval", "value": 1},
         ],
     )
+    passed_start = client.patch(
+        f"{FS}/flows/{created['id']}",
+        headers={
+            **headers,
+            "If-Match": call(client, "GET", f"{FS}/flows/{created['id']}", headers, 200)["items"][
+                0
+            ]["etag"],
+        },
+        json=[{"op": "replace", "path": "/scheduleParams/startTime", "value": "1900000000"}],
+    )
+    assert passed_start.status_code == 400
+    assert "startTime" in passed_start.json()["report"]["detailed-message"]
     invalid = client.patch(
         f"{FS}/flows/{created['id']}",
         headers={
