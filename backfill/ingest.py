@@ -271,18 +271,28 @@ def run_dataflow(
     known_run_ids: set[str],
     timeout_s: float,
     poll_s: float,
+    window_start_s: int = 0,
 ) -> Run:
     """Wait for the flow's run over the files shipped now, starting one if needed.
 
     A flow created by this call runs on its own (`once`); an existing flow gets an ad-hoc run.
     `known_run_ids` are runs already reconciled: they are never taken for the new one.
 
+    Args:
+        window_start_s: epoch seconds from which the files to read were shipped; an ad-hoc
+            run of a file source needs its window (`windowStartTime`, `windowEndTime`) as well
+            as its `startTime` (aep-api.md §2, `POST /runs`).
+
     Raises:
         IngestError: no new run finished within `timeout_s`.
     """
     unseen = [r for r in client.flows.runs(flow.flow_id) if r.id not in known_run_ids]
     if "flow" not in flow.created and not unseen:
-        started = client.flows.create_run(flow.flow_id, {"startTime": int(time.time())})
+        now = int(time.time())
+        started = client.flows.create_run(
+            flow.flow_id,
+            {"startTime": now, "windowStartTime": min(window_start_s, now), "windowEndTime": now},
+        )
         logger.info("started run %s of flow %s", started.id, flow.flow_id)
     elif unseen:
         # a run nobody recorded: the one a crashed invocation started, or the flow's first

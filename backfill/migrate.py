@@ -433,6 +433,7 @@ def _ship(
                     "compression": f.compression,
                     "shipped_sha256": f.sha256,
                     "manifest": shipped.manifest_path,
+                    "shipped_at": int(time.time()),
                 },
             )
 
@@ -498,7 +499,12 @@ def _ingest(
             result.dataflows[kind] = flow
             say(f"running dataflow {flow.flow_id} for {kind} ({len(entries)} file(s))")
             run = run_dataflow(
-                client, flow, known_run_ids=known_runs[kind], timeout_s=timeout_s, poll_s=poll_s
+                client,
+                flow,
+                known_run_ids=known_runs[kind],
+                timeout_s=timeout_s,
+                poll_s=poll_s,
+                window_start_s=_window_start(entries),
             )
         except (IngestError, AEPError) as exc:  # this kind's problem; the others go on
             for e in entries:
@@ -506,6 +512,17 @@ def _ingest(
             result.problems.append(f"{kind}: {exc}")
             continue
         _settle(client, ledger, kind, flow.flow_id, run, entries, result, retry=False)
+
+
+_WINDOW_SLACK_S = 60
+"""How far before the first upload an ad-hoc run's window opens (clock differences)."""
+
+
+def _window_start(entries: list[LedgerEntry]) -> int:
+    """Epoch seconds from which an ad-hoc run must read to see every file of `entries`."""
+    shipped = [int(e.details.get("shipped_at") or 0) for e in entries]
+    earliest = min(shipped, default=0)
+    return max(0, earliest - _WINDOW_SLACK_S) if earliest else 0
 
 
 def _settle(

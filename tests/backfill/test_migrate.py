@@ -98,6 +98,10 @@ def test_new_file_of_a_known_kind_gets_an_ad_hoc_run_after_the_landing_zone_move
         next(f.counts["shipped"] for f in second.files if f.path.endswith("later.csv"))
     ]
     assert "base connection (auth updated)" in second.dataflows["stripe_payments"].created
+    # an ad-hoc run of a file source names its window as well as its start (POST /runs)
+    [ad_hoc] = [r["params"] for r in _runs(settings) if r["params"].get("windowStartTime")]
+    assert ad_hoc["windowStartTime"] <= ad_hoc["windowEndTime"] == ad_hoc["startTime"]
+    assert ad_hoc["windowEndTime"] - ad_hoc["windowStartTime"] < 600
     with Ledger.in_state_dir(Path(settings.state_dir)) as ledger:
         assert {e.step for e in ledger.entries()} == {Step.RECONCILED}
 
