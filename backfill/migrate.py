@@ -42,7 +42,7 @@ from backfill.ingest import (
 from backfill.ledger import Ledger, LedgerEntry, Step
 from backfill.reconcile import RunReconciliation, reconcile_run
 from backfill.sftpd import embedded_server, ensure_embedded_credentials, is_embedded
-from backfill.ship import ConnectSpec, FileMeta, ShipOptions, expand_inputs, ship
+from backfill.ship import ConnectSpec, FileMeta, ShipOptions, ship
 from backfill.targets import SHIPPED_MAPPINGS, target_for
 from backfill.validate import ValidateOptions, validate_files
 from backfill.validate.result import FileResult as ValidatedFile
@@ -128,8 +128,32 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_VALIDATOR_OUTPUTS = (".valid.csv", ".rejects.csv", ".warnings.csv", ".excluded.csv")
+"""What the validator writes: never an export, so never taken from a folder."""
+
+
 def _csv_inputs(paths: Sequence[Path]) -> list[Path]:
-    return [p for p in expand_inputs(paths) if p.name.lower().endswith(".csv")]
+    """The exports: files named as given, and every CSV directly in a folder.
+
+    Not `backfill.ship.expand_inputs`: its folder rule is for the validator's output (only the
+    `*.valid.csv` when there is one), which here would drop the raw exports beside such a file.
+    """
+    out: list[Path] = []
+    for p in paths:
+        if not p.is_dir():
+            out.extend([p] if p.name.lower().endswith(".csv") else [])
+            continue
+        out.extend(
+            sorted(
+                c
+                for c in p.iterdir()
+                if c.is_file()
+                and not c.name.startswith(".")
+                and c.name.lower().endswith(".csv")
+                and not c.name.lower().endswith(_VALIDATOR_OUTPUTS)
+            )
+        )
+    return out
 
 
 def _outputs_dir(root: Path) -> Path:

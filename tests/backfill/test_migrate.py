@@ -389,3 +389,14 @@ def test_an_unusable_state_dir_is_a_configuration_problem(tmp_path: Path):
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "ledger.sqlite" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_inputs_are_the_exports_in_a_folder_whatever_else_it_holds(tmp_path: Path):
+    from backfill.migrate import _csv_inputs
+
+    for name in ("b.csv", "a.CSV", "old.valid.csv", "old.rejects.csv", ".hidden.csv", "n.txt"):
+        (tmp_path / name).write_text("id\n1\n")
+    (tmp_path / "sub.csv").mkdir()
+    named = tmp_path / "named.valid.csv"  # named on the command line: taken as given
+    assert _csv_inputs([tmp_path]) == [tmp_path / "a.CSV", tmp_path / "b.csv"]
+    assert _csv_inputs([named]) == [named]
