@@ -31,7 +31,14 @@ from backfill.contracts.model import NumberLocale
 from backfill.validate import parse
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
 from backfill.validate.result import FileResult, RunResult
-from backfill.validate.rules import Check, ColumnEnv, build_checks, text_col, unique_value
+from backfill.validate.rules import (
+    Check,
+    ColumnEnv,
+    build_checks,
+    lowered_columns,
+    text_col,
+    unique_value,
+)
 from backfill.validate.structure import (
     Structure,
     line_numbers,
@@ -199,11 +206,11 @@ def _frame(p: _Prepared) -> pl.LazyFrame:
             n_rows=rows,
         ).with_row_index("__rec")
     sel: list[pl.Expr] = [pl.col("__rec").cast(pl.Int64)]
+    # Contract columns are trimmed once here; pass-through columns are kept as they are.
     for col in p.contract.columns:
         pos = p.match.columns.get(col.name)
-        sel.append(
-            (pl.col(f"c{pos}") if pos is not None else pl.lit(None, pl.String)).alias(col.name)
-        )
+        src = pl.col(f"c{pos}").str.strip_chars() if pos is not None else pl.lit(None, pl.String)
+        sel.append(src.alias(col.name))
     names = {c.name for c in p.contract.columns}
     for i, h in enumerate(p.header):
         if i in p.match.columns.values() or not h:
@@ -246,7 +253,7 @@ def _passthrough(p: _Prepared) -> list[str]:
 
 def _key(contract: Contract) -> pl.Expr:
     parts = [
-        pl.when(parse.blank(text_col(k))).then(None).otherwise(text_col(k).str.strip_chars())
+        pl.when(parse.blank(text_col(k))).then(None).otherwise(text_col(k))
         for k in contract.identity
     ]
     if contract.identity_mode == "coalesce":
@@ -258,9 +265,12 @@ def _duplicates(files: list[_Prepared]) -> tuple[pl.Series, dict[str, pl.Series]
     """The duplicates pass: identities seen more than once, and unique values shared by two
     identities, over all files of one kind. Only these (few) values are collected."""
     contract = files[0].contract
+    lowered = [pl.col(n).str.to_lowercase().alias(f"__l_{n}") for n in lowered_columns(contract)]
     frames = pl.concat(
         [
-            _frame(p).select(
+            _frame(p)
+            .with_columns(lowered)
+            .select(
                 _key(contract),
                 *[unique_value(u).alias(f"__u{i}") for i, u in enumerate(contract.unique)],
             )
@@ -316,7 +326,7 @@ def _main_pass(
     struct_hit = rec.is_in(list(struct_map))
     excl: pl.Expr = pl.when(rec.is_in(st.blank_recs)).then(pl.lit("blank_line"))
     for ex in c.exclude:
-        t = text_col(ex.column).str.strip_chars().str.to_lowercase()
+        t = pl.col(f"__l_{ex.column}")
         excl = excl.when(t.is_in([v.lower() for v in ex.values])).then(pl.lit(ex.reason))
     if cutover is not None and c.event_time:
         cut = pl.lit(cutover.astimezone(UTC).replace(tzinfo=None)).dt.replace_time_zone("UTC")
@@ -327,14 +337,11 @@ def _main_pass(
     def hit(chk: Check) -> pl.Expr:
         return pl.col(chk.failed.meta.output_name())
 
-    first_error = (
-        pl.coalesce([pl.when(hit(chk)).then(pl.lit(i, pl.Int32)) for i, chk in enumerate(errors)])
-        if errors
-        else pl.lit(None, pl.Int32)
-    )
+    # Per row only whether some error rule failed; which one is worked out on rejected rows.
+    any_error = pl.any_horizontal([hit(chk) for chk in errors]) if errors else pl.lit(False)
     lf = lf.with_columns(
         __excl=pl.when(struct_hit).then(None).otherwise(excl.otherwise(None)),
-        __err=first_error,
+        __bad=any_error,
         __key=_key(c),
     )
     outcome = (
@@ -342,7 +349,7 @@ def _main_pass(
         .then(pl.lit("rejected"))
         .when(pl.col("__excl").is_not_null())
         .then(pl.lit("excluded"))
-        .when(pl.col("__err").is_not_null())
+        .when(pl.col("__bad"))
         .then(pl.lit("rejected"))
         .when(pl.col("__key").is_in(dup_keys.implode()))
         .then(pl.lit("pending"))
@@ -357,20 +364,32 @@ def _main_pass(
     valid_path = p.result.valid_path
     assert valid_path is not None
     err = pl.col("__err")
+    first_error = (
+        pl.coalesce([pl.when(hit(chk)).then(pl.lit(i, pl.Int32)) for i, chk in enumerate(errors)])
+        if errors
+        else pl.lit(None, pl.Int32)
+    )
     # Only the rule index and the failing value are written here; names are attached after
     # the query, on rejected rows only (a name lookup inside would stop the query streaming).
-    rejects = lf.filter(o == "rejected").select(
-        "__rec",
-        "__err",
-        __raw=_record_text(p),
-        __val=pl.when(struct_hit)
-        .then(pl.lit(""))
-        .otherwise(
-            pl.coalesce(
-                [pl.when(err == i).then(chk.value.cast(pl.String)) for i, chk in enumerate(errors)]
-                or [pl.lit("")]
-            )
-        ),
+    rejects = (
+        lf.filter(o == "rejected")
+        .with_columns(__err=first_error)
+        .select(
+            "__rec",
+            "__err",
+            __raw=_record_text(p),
+            __val=pl.when(struct_hit)
+            .then(pl.lit(""))
+            .otherwise(
+                pl.coalesce(
+                    [
+                        pl.when(err == i).then(chk.value.cast(pl.String))
+                        for i, chk in enumerate(errors)
+                    ]
+                    or [pl.lit("")]
+                )
+            ),
+        )
     )
     text_cols = [pl.col(col.name).fill_null("") for col in c.columns] + [
         h.fill_null("") for h in passthrough

@@ -41,13 +41,13 @@ _CANON = "%Y-%m-%d %H:%M:%S"
 
 
 def blank(text: pl.Expr) -> pl.Expr:
-    """True when a cell is empty (null, "" or only spaces)."""
-    return text.is_null() | (text.str.strip_chars() == "")
+    """True when a cell is empty (null or ""); contract columns are trimmed when read."""
+    return text.is_null() | (text.str.len_bytes() == 0)
 
 
 def normalise_number(text: pl.Expr, locale: NumberLocale) -> pl.Expr:
     """Number text in the given locale -> plain `-1234.56` text (null if it does not match)."""
-    t = text.str.strip_chars()
+    t = text
     ok = t.str.contains(NUMBER_PATTERNS[locale])
     if locale == "en":
         norm = t.str.replace_all(",", "", literal=True)
@@ -83,7 +83,7 @@ def datetime_parts(
         `canon` is `YYYY-MM-DD HH:MM:SS` wall-clock text; `offset_s` the UTC offset in seconds
         when the text carried one; `epoch` the Unix seconds for the `unix` format.
     """
-    t = text.str.strip_chars()
+    t = text
     matched = pl.lit(False)
     canon: pl.Expr = pl.lit(None, pl.String)
     offset: pl.Expr = pl.lit(None, pl.Int64)

@@ -23,6 +23,8 @@ __all__ = [
     "build_checks",
     "cur_col",
     "exp_col",
+    "lower_col",
+    "lowered_columns",
     "matched_col",
     "plain_col",
     "scale_col",
@@ -50,6 +52,11 @@ def text_col(name: str) -> pl.Expr:
 def typed_col(name: str) -> pl.Expr:
     """The typed value of canonical column `name` (stage two, or stage one for datetimes)."""
     return pl.col(f"__v_{name}")
+
+
+def lower_col(name: str) -> pl.Expr:
+    """Lower-cased text of `name` (stage one; for case-insensitive comparisons)."""
+    return pl.col(f"__l_{name}")
 
 
 def plain_col(name: str) -> pl.Expr:
@@ -145,7 +152,7 @@ def rule_required_value(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_excel_scientific(env: ColumnEnv, col: ColumnSpec) -> Check:
     """A long digit string was turned into `9.16722E+11` by Excel."""
-    failed = text_col(col.name).str.strip_chars().str.contains(_SCIENTIFIC)
+    failed = text_col(col.name).str.contains(_SCIENTIFIC)
     return _check(
         env,
         col,
@@ -167,10 +174,10 @@ def rule_pattern(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_enum(env: ColumnEnv, col: ColumnSpec) -> Check:
     """The value is not one of the allowed values."""
-    t = text_col(col.name).str.strip_chars()
+    t = text_col(col.name)
     allowed = list(col.enum)
     if col.case_insensitive:
-        t, allowed = t.str.to_lowercase(), [a.lower() for a in allowed]
+        t, allowed = lower_col(col.name), [a.lower() for a in allowed]
     failed = ~parse.blank(text_col(col.name)) & ~t.is_in(allowed)
     return _check(
         env,
@@ -184,8 +191,7 @@ def rule_enum(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_currency_code(env: ColumnEnv, col: ColumnSpec) -> Check:
     """A currency column holds a code that is not a known ISO 4217 code."""
-    t = text_col(col.name).str.strip_chars().str.to_lowercase()
-    failed = ~parse.blank(text_col(col.name)) & ~t.is_in(sorted(KNOWN_CURRENCIES))
+    failed = ~parse.blank(text_col(col.name)) & ~lower_col(col.name).is_in(sorted(KNOWN_CURRENCIES))
     return _check(
         env,
         col,
@@ -382,7 +388,7 @@ def _when(rule: RuleSpec, contract: Contract) -> pl.Expr:
     cond = pl.lit(True)
     for w in rule.when:
         spec = contract.column(w.column)
-        t = text_col(w.column).str.strip_chars().str.to_lowercase()
+        t = lower_col(w.column)
         vals = [v.lower() for v in w.values]
         if spec.type == "bool":
             t = typed_col(w.column).cast(pl.String)
@@ -435,9 +441,7 @@ def unique_value(spec: UniqueSpec) -> pl.Expr:
     """The normalised value a unique rule compares (trimmed, maybe lower-cased; null if blank)."""
     parts = []
     for c in spec.columns:
-        t = text_col(c).str.strip_chars()
-        if spec.case_insensitive:
-            t = t.str.to_lowercase()
+        t = lower_col(c) if spec.case_insensitive else text_col(c)
         parts.append(pl.when(parse.blank(text_col(c))).then(None).otherwise(t))
     return pl.concat_str(parts, separator="\x1f") if len(parts) > 1 else parts[0]
 
@@ -449,6 +453,17 @@ def unique_check(env: ColumnEnv, spec: UniqueSpec) -> Check:
     failed = unique_value(spec).is_in(dup.implode())
     value = pl.concat_str([text_col(c).fill_null("") for c in spec.columns], separator=" | ")
     return Check(spec.id, label, spec.level, _named(failed, spec.id, label), value, spec.message)
+
+
+def lowered_columns(contract: Contract) -> list[str]:
+    """Columns compared case-insensitively somewhere (their `__l_` column is computed once)."""
+    names = {c.name for c in contract.columns if (c.enum and c.case_insensitive) or c.lower}
+    names |= {c.currency for c in contract.columns if c.currency}
+    names |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
+    names |= {w.column for r in contract.rules for w in r.when}
+    names |= {e.column for e in contract.exclude}
+    names |= {c for u in contract.unique if u.case_insensitive for c in u.columns}
+    return [c.name for c in contract.columns if c.name in names]
 
 
 def build_checks(env: ColumnEnv, contract: Contract) -> list[Check]:

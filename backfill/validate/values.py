@@ -20,6 +20,8 @@ from backfill.validate import parse
 from backfill.validate.rules import (
     cur_col,
     exp_col,
+    lower_col,
+    lowered_columns,
     matched_col,
     plain_col,
     scale_col,
@@ -39,16 +41,18 @@ def currency_key(col: ColumnSpec) -> str:
 
 def stage_one(contract: Contract, *, locale: NumberLocale, tz: dict[str, str]) -> list[pl.Expr]:
     """Per-column intermediates that only need the text."""
-    out: list[pl.Expr] = []
+    out: list[pl.Expr] = [
+        text_col(n).str.to_lowercase().alias(f"__l_{n}") for n in lowered_columns(contract)
+    ]
     seen: set[str] = set()
     for col in contract.columns:
         if col.type == "money" and currency_key(col) not in seen:
             key = currency_key(col)
             seen.add(key)
-            cur = text_col(col.currency or "")
+            code = text_col(col.currency or "").str.to_lowercase()
             if col.currency_fallback:
-                cur = pl.when(parse.blank(cur)).then(text_col(col.currency_fallback)).otherwise(cur)
-            code = cur.str.strip_chars().str.to_lowercase()
+                fallback = text_col(col.currency_fallback).str.to_lowercase()
+                code = pl.when(parse.blank(code)).then(fallback).otherwise(code)
             out += [
                 code.alias(cur_col(key).meta.output_name()),
                 parse.currency_exponent(code).alias(exp_col(key).meta.output_name()),
@@ -98,14 +102,13 @@ def stage_two(contract: Contract) -> list[pl.Expr]:
         elif col.type == "decimal":
             out.append(plain_col(col.name).cast(pl.Float64, strict=False).alias(name))
         elif col.type == "int":
-            s = t.str.strip_chars()
             out.append(
-                pl.when(s.str.contains(r"^-?\d{1,18}$"))
-                .then(s.cast(pl.Int64, strict=False))
+                pl.when(t.str.contains(r"^-?\d{1,18}$"))
+                .then(t.cast(pl.Int64, strict=False))
                 .alias(name)
             )
         elif col.type == "bool":
-            s = t.str.strip_chars().str.to_lowercase()
+            s = t.str.to_lowercase()
             out.append(
                 pl.when(s == "true")
                 .then(pl.lit(True))
@@ -139,15 +142,13 @@ def output_value(col: ColumnSpec) -> pl.Expr:
         out = t
         if col.enum_map:
             # A when/then chain, not replace_strict (which the streaming engine cannot stream).
-            key = t.str.strip_chars()
-            if col.case_insensitive:
-                key = key.str.to_lowercase()
+            key = lower_col(col.name) if col.case_insensitive else t
             mapped: pl.Expr | pl.When | pl.Then = pl
             for k, val in col.enum_map.items():
                 mapped = mapped.when(key == (k.lower() if col.case_insensitive else k)).then(
                     pl.lit(val)
                 )  # type: ignore[union-attr]
-            out = mapped.otherwise(t.str.strip_chars().str.to_lowercase())  # type: ignore[union-attr]
+            out = mapped.otherwise(t.str.to_lowercase())  # type: ignore[union-attr]
         if col.lower:
-            out = out.str.strip_chars().str.to_lowercase()
+            out = out.str.to_lowercase()
     return out.alias(col.name)
