@@ -407,6 +407,25 @@ class Http:
         shown_url = self.redactor.text(str(request.url))
         sent_at = datetime.now(UTC).isoformat()
         started = time.monotonic()
+
+        def record(
+            ms: float, status: int | None, request_id: str | None, answer: Any, error: str | None
+        ) -> None:
+            self.capture.record(
+                Exchange(
+                    method=method,
+                    url=shown_url,
+                    status=status,
+                    request_id=request_id,
+                    timestamp=sent_at,
+                    duration_ms=round(ms, 1),
+                    request_headers=self.redactor.headers(request.headers.items()),
+                    request_body=captured_body,
+                    response_body=answer,
+                    error=error,
+                )
+            )
+
         try:
             response = self._client.send(request)
             response.read()
@@ -416,20 +435,7 @@ class Http:
             logger.info(
                 "%s %s failed: %s %.0fms", method, shown_url, type(error).__name__, duration_ms
             )
-            self.capture.record(
-                Exchange(
-                    method=method,
-                    url=shown_url,
-                    status=None,
-                    request_id=None,
-                    timestamp=sent_at,
-                    duration_ms=round(duration_ms, 1),
-                    request_headers=self.redactor.headers(request.headers.items()),
-                    request_body=captured_body,
-                    response_body=None,
-                    error=error.message,
-                )
-            )
+            record(duration_ms, None, None, None, error.message)
             raise error from None
         duration_ms = (time.monotonic() - started) * 1000
         request_id = response.headers.get("x-request-id")
@@ -442,19 +448,7 @@ class Http:
             duration_ms,
             request_id or "-",
         )
-        self.capture.record(
-            Exchange(
-                method=method,
-                url=shown_url,
-                status=response.status_code,
-                request_id=request_id,
-                timestamp=sent_at,
-                duration_ms=round(duration_ms, 1),
-                request_headers=self.redactor.headers(request.headers.items()),
-                request_body=captured_body,
-                response_body=response_body,
-            )
-        )
+        record(duration_ms, response.status_code, request_id, response_body, None)
         if response.status_code >= 400:
             raise self._status_error(response, method, shown_url, response_body)
         return response
