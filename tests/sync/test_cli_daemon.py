@@ -35,6 +35,8 @@ org_id = "{ORG}"
 [flows]
 file = "{flows}"
 watch_interval_s = {watch_s}
+[smoke]
+poll_s = 0.2
 """,
         encoding="utf-8",
     )
@@ -77,6 +79,14 @@ def test_plan_apply_run_once_status_as_commands(tmp_path: Path) -> None:
     assert "customerio-events.flow" in summary["resources"]
     text = runner.invoke(sync_app, ["status", "--config", config])
     assert "last successful apply: 20" in text.output
+
+    late = runner.invoke(
+        smoke_app, ["send", "--flow", "customerio-events", "--timeout", "0", "--config", config]
+    )
+    assert late.exit_code == 1, late.output
+    assert "NOT landed: not confirmed within 0s" in late.output
+    bundle = late.output.split("support bundle: ", 1)[1].strip()
+    assert Path(bundle).is_file() and Path(bundle).parent == tmp_path / "state" / "bundles"
 
     unknown = runner.invoke(smoke_app, ["send", "--flow", "nope", "--config", config])
     assert unknown.exit_code == 2
