@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,17 +13,20 @@ from rich.table import Table
 
 from backfill.cli._app import ConfigOption, app
 
+if TYPE_CHECKING:
+    from backfill.migrate import MigrateResult
+
 __all__ = ["run_command"]
 
 _out = Console()
 _err = Console(stderr=True)
 
 
-def _files_table(result: object) -> Table:
+def _files_table(result: MigrateResult) -> Table:
     table = Table(title="files", title_justify="left")
     for name in ("file", "kind", "read", "valid", "rejected", "excluded", "shipped", "step"):
         table.add_column(name, justify="right" if name not in ("file", "kind", "step") else "left")
-    for f in result.files:  # type: ignore[attr-defined]
+    for f in result.files:
         c = f.counts
         table.add_row(
             Path(f.path).name,
@@ -34,7 +37,7 @@ def _files_table(result: object) -> Table:
     return table
 
 
-def _runs_table(result: object) -> Table:
+def _runs_table(result: MigrateResult) -> Table:
     table = Table(title="AEP runs", title_justify="left")
     for name in (
         "kind",
@@ -48,7 +51,7 @@ def _runs_table(result: object) -> Table:
         "check",
     ):
         table.add_column(name)
-    for r in result.reconciliations:  # type: ignore[attr-defined]
+    for r in result.reconciliations:
         table.add_row(
             r.kind,
             r.run_id,
@@ -107,6 +110,8 @@ def run_command(
         raise typer.Exit(CONFIG_EXIT_CODE) from None
     except Exception as exc:  # the command never ends in a traceback
         logging.getLogger("backfill.migrate").debug("migration failed", exc_info=True)
+        if json_out:  # a script reading --json still gets JSON
+            _out.print_json(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}))
         _err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
         _err.print("Fix the cause and run `aep-migrate run` again: it resumes where it stopped.")
         raise typer.Exit(1) from None

@@ -400,3 +400,32 @@ def test_inputs_are_the_exports_in_a_folder_whatever_else_it_holds(tmp_path: Pat
     named = tmp_path / "named.valid.csv"  # named on the command line: taken as given
     assert _csv_inputs([tmp_path]) == [tmp_path / "a.CSV", tmp_path / "b.csv"]
     assert _csv_inputs([named]) == [named]
+
+
+def test_json_output_stays_json_when_the_migration_stops_on_an_error(tmp_path: Path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    key = tmp_path / "id_ed25519"
+    key.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "known_hosts").write_text("")
+    env = {
+        "AEP_BRIDGE_STATE_DIR": str(tmp_path / "state"),
+        "AEP_BRIDGE_SFTP__PORT": "1",  # nothing listens: the landing zone is unreachable
+        "AEP_BRIDGE_SFTP__KEY_PATH": str(key),
+        "AEP_BRIDGE_SFTP__KNOWN_HOSTS": str(tmp_path / "known_hosts"),
+        "PATH": "/usr/bin:/bin",
+    }
+    cmd = [sys.executable, "-m", "backfill.cli", "run", "--json", str(folder)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    answer = json.loads(done.stdout)
+    assert answer["ok"] is False and "cannot connect" in answer["error"]
+    assert "Traceback" not in done.stderr
