@@ -7,8 +7,9 @@ compares it with the desired state and decides: `create`, `update` (with the JSO
 path and kind) or `no-op`. With `act=False` (`plan`) that is all it does: no write reaches the
 Platform or the history. With `act=True` (`sync.apply`) the same walk acts on each decision as
 it makes it: creates go through `aep.lookup.create_or_find` (never a duplicate, also after a
-lost response), updates are PATCHed with `If-Match` of the version just read (a 412 re-reads
-and re-decides once), flows are enabled through their action endpoint.
+lost response), updates are PATCHed with `If-Match` of the version just read (on a 412 the
+resource is read again and the same ops, which only set desired values, are sent once more on
+its new version), flows are enabled through their action endpoint.
 
 Compared for drift: descriptions and names (a resource found by its recorded id under another
 name), references between resources, source/target `data` and `params`, the base connection's
@@ -150,7 +151,8 @@ class Reconciler:
     def _update_flow_service(
         self, collection: Any, key: str, name: str, item: Any, fields: list[FieldChange]
     ) -> None:
-        """PATCH `fields` with If-Match; a 412 re-reads once and re-sends what still differs."""
+        """PATCH `fields` with If-Match; on a 412 read again and send the same ops once more
+        (they only set desired values, so they hold on whatever version a person made)."""
         ops = [f.op() for f in fields]
         try:
             collection.patch(item.id, item.etag or "", ops)

@@ -240,3 +240,26 @@ def test_changes_a_person_must_make_stop_the_plan_naming_what_to_do(
         )
         with pytest.raises(SyncError, match=r"flows\.customerio-events\.dataset\.id"):
             plan(c, desired.model_copy(update={"flows": {"customerio-events": missing}}), history)
+
+
+def test_a_412_on_patch_is_read_again_and_sent_once_more(
+    platform: OpenPlatform, desired: DesiredState, settings: Settings, admin: Admin
+) -> None:
+    c = platform.client
+    desired = only(desired, "customerio-events")
+    with History.open(settings.state_dir) as history:
+        apply(c, desired, history)
+        flow = c.flows.flows.find_by_name(resource_name("aep-bridge", "customerio-events.flow"))
+        assert flow is not None
+        c.flows.flows.patch(flow.id, flow.etag or "", [patch("replace", "/description", "x")])
+        admin(
+            "POST",
+            "/_emulator/faults",
+            {"method": "PATCH", "path": "/flowservice/flows/", "times": 1, "status": 412},
+        )
+        done = apply(c, desired, history)
+        assert done.counts()["update"] == 1
+        assert not plan(c, desired, history).has_changes
+    assert c.flows.flows.get(flow.id).description == "Streaming Dataflow for Customer.io"
+    patches = [x.status for x in c.capture.exchanges() if x.method == "PATCH"]
+    assert patches[-2:] == [412, 200]
