@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 
 from aep.client import PlatformClient
-from aep.errors import AEPError
 from sync.desired import DesiredState
 from sync.history import History
-from sync.plan import Plan, Reconciler, SyncError
+from sync.plan import Plan, Reconciler
 
 __all__ = ["apply"]
 
@@ -40,9 +39,12 @@ def apply(
     reconciler = Reconciler(client, desired, history, act=True)
     try:
         done = reconciler.run()
-    except (SyncError, AEPError) as exc:
+    except Exception as exc:  # recorded whatever it was, then raised as it was
         history.finish_apply(
-            apply_id, ok=False, counts=reconciler.plan.counts(), error=str(exc)[:2000]
+            apply_id,
+            ok=False,
+            counts=reconciler.plan.counts(),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
         )
         raise
     history.finish_apply(apply_id, ok=True, counts=done.counts())

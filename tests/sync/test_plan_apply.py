@@ -240,6 +240,11 @@ def test_changes_a_person_must_make_stop_the_plan_naming_what_to_do(
         )
         with pytest.raises(SyncError, match=r"flows\.customerio-events\.dataset\.id"):
             plan(c, desired.model_copy(update={"flows": {"customerio-events": missing}}), history)
+        with pytest.raises(SyncError):
+            apply(c, desired.model_copy(update={"flows": {"customerio-events": missing}}), history)
+        failed = history.applies()[0]
+        assert failed.ok is False and failed.error and failed.error.startswith("SyncError: ")
+        assert history.last_successful_apply() == history.applies()[1]
 
 
 def test_a_412_on_patch_is_read_again_and_sent_once_more(
