@@ -5,6 +5,7 @@ turns each into the body shape the real service answers with::
 
     EmulatorError                 base: status + body + headers
     ├── GatewayError              Adobe I/O gateway header checks: {"error_code", "message"}
+    ├── ContentTypeError          a body without a JSON Content-Type (gateway's BadRequestError)
     ├── ImsError                  IMS token endpoint: OAuth {"error", "error_description"}
     ├── ProblemError              Platform service problem body {type, title, status, report, ...}
     │   ├── FlowError             Flow Service codes, type .../FLOW-<code>-<status>
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 
 __all__ = [
     "CatalogError",
+    "ContentTypeError",
     "DcsAuthError",
     "DcsError",
     "EmulatorError",
@@ -64,6 +66,21 @@ class GatewayError(EmulatorError):
 
     def body(self, request_id: str) -> Any:
         return {"error_code": self.error_code, "message": self.message}
+
+
+class ContentTypeError(EmulatorError):
+    """A request with a body has no (or no JSON) Content-Type header."""
+
+    def __init__(self) -> None:
+        super().__init__("A valid content-type must be specified", status=st.HTTP_400_BAD_REQUEST)
+
+    def body(self, request_id: str) -> Any:
+        return {
+            "type": "/placeholder/type/uri",
+            "status": self.status,
+            "title": "BadRequestError",
+            "detail": self.message,
+        }
 
 
 class ImsError(EmulatorError):

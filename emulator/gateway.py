@@ -3,7 +3,8 @@
 Order and bodies follow Adobe's troubleshooting guide (aep-api.md §1.3, §12.1-2): missing token
 403 `403010`, invalid or expired token 401 `401013`, missing API key 403 `403000`, API key of
 another client 403 `403003`, missing org 400 `400003`, missing sandbox the Flow Service problem
-`FLOW-2105-400`. Only `/data/...` paths are gated; IMS, the streaming inlets and the admin API
+`FLOW-2105-400`, a body without a JSON Content-Type the gateway's 400 `BadRequestError`. Only
+`/data/...` paths are gated; IMS, the streaming inlets and the admin API
 are not.
 """
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.context import Tenant
-from emulator.errors import EmulatorError, FlowError, GatewayError, render_error
+from emulator.errors import ContentTypeError, EmulatorError, FlowError, GatewayError, render_error
 from emulator.ids import now_ms
 from emulator.store import Store, Tx
 
@@ -44,6 +45,13 @@ def check_token_in(tx: Tx, authorization: str | None) -> str:
     if found is None or found[1] <= now_ms():
         raise GatewayError("401013", "Oauth token is not valid")
     return found[0]
+
+
+def _has_body(headers: Headers) -> bool:
+    length = headers.get("content-length", "0")
+    return "chunked" in headers.get("transfer-encoding", "").lower() or (
+        length.isdigit() and int(length) > 0
+    )
 
 
 class GatewayMiddleware:
@@ -85,4 +93,6 @@ class GatewayMiddleware:
                 "Header x-sandbox-name is missing. Provide the name of the sandbox.",
                 title="Bad Request",
             )
+        if _has_body(headers) and "json" not in headers.get("content-type", "").lower():
+            raise ContentTypeError()
         return Tenant(org=org, sandbox=sandbox, client_id=client_id)

@@ -113,7 +113,8 @@ def test_missing_sandbox_is_flow_2105_problem(client: TestClient, headers: dict[
 def test_json_syntax_error_is_400_problem_naming_position(
     client: TestClient, headers: dict[str, str]
 ) -> None:
-    response = client.post(FLOWS, headers=headers, content=b'{\n  "name": "x",\n}')
+    json_headers = {**headers, "Content-Type": "application/json"}
+    response = client.post(FLOWS, headers=json_headers, content=b'{\n  "name": "x",\n}')
     body = response.json()
     assert response.status_code == 400
     assert body["type"].endswith("-400")
@@ -121,8 +122,11 @@ def test_json_syntax_error_is_400_problem_naming_position(
 
 
 def test_invalid_utf8_and_empty_bodies_are_400(client: TestClient, headers: dict[str, str]) -> None:
+    json_headers = {**headers, "Content-Type": "application/json"}
     for raw in (b"\xff\xfe{", b"", b"   "):
-        assert client.post(FLOWS, headers=headers, content=raw).status_code == 400
+        response = client.post(FLOWS, headers=json_headers, content=raw)
+        assert response.status_code == 400
+        assert response.json()["type"].startswith("https://ns.adobe.com/aep/errors/FLOW-14")
 
 
 def test_malformed_json_everywhere_is_400_never_500(
@@ -141,7 +145,9 @@ def test_malformed_json_everywhere_is_400_never_500(
         "/data/foundation/conversion/mappingSets/preview",
     ]
     for path in paths:
-        response = client.post(path, headers=headers, content=b'{"a": [1,}')
+        response = client.post(
+            path, headers={**headers, "Content-Type": "application/json"}, content=b'{"a": [1,}'
+        )
         assert response.status_code == 400, (path, response.text)
         assert response.json()["status"] == 400
 
@@ -222,3 +228,18 @@ def test_odd_shapes_are_400_not_500(client: TestClient, headers: dict[str, str])
         assert response.status_code == 400, (path, body, response.text)
     assert client.post("/_emulator/faults", json={"path": "("}).status_code == 400
     assert client.get("/ims/token/v3").status_code == 405
+
+
+def test_body_without_json_content_type_is_400(client: TestClient, headers: dict[str, str]) -> None:
+    response = client.post(
+        FLOWS, headers={**headers, "Content-Type": "text/plain"}, content=b'{"name": "x"}'
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "type": "/placeholder/type/uri",
+        "status": 400,
+        "title": "BadRequestError",
+        "detail": "A valid content-type must be specified",
+    }
+    no_body = client.post(f"{FLOWS}/nope/action?op=enable", headers=headers)
+    assert no_body.status_code == 404  # no body, no Content-Type needed
