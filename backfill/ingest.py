@@ -10,6 +10,8 @@ created; files shipped later are picked up by an ad-hoc run (`POST /runs`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,6 +31,7 @@ __all__ = [
     "Dataflow",
     "IngestError",
     "PullSource",
+    "auth_fingerprint",
     "ensure_dataflow",
     "run_dataflow",
     "wait_for_run",
@@ -106,6 +109,7 @@ def ensure_dataflow(
     folder: str,
     compression: str | None = None,
     recorded_mapping_id: str | None = None,
+    credential_changed: bool = False,
 ) -> Dataflow:
     """Make the kind's SFTP dataflow exist (find each resource by name, create what is missing).
 
@@ -114,6 +118,9 @@ def ensure_dataflow(
         compression: `gzip` when the files were compressed on the way.
         recorded_mapping_id: the mapping set id a previous run recorded (mapping sets have no
             name; the description tag is the fallback).
+        credential_changed: the pull credential differs from the one last sent (see
+            `auth_fingerprint`): an existing base connection gets it, as AEP masks the
+            credential in a GET and cannot show the difference.
     """
     kind = target.kind
     created: list[str] = []
@@ -148,7 +155,9 @@ def ensure_dataflow(
         {"connectionSpec": {"id": SFTP_SPEC, "version": "1.0"}, "auth": auth},
     )
     base_id = note("base connection", base)
-    if not base.created and _update_drifted_auth(client, base_id, auth):
+    if not base.created and _update_drifted_auth(
+        client, base_id, auth, credential_changed=credential_changed
+    ):
         created.append("base connection (auth updated)")
     properties: dict[str, Any] = {"columnDelimiter": ",", "encoding": "UTF-8"}
     if compression and compression != "none":
@@ -230,8 +239,21 @@ _COMPARED_PARAMS = ("host", "port", "userName", "folderPath")
 """Auth params AEP shows back; secrets are masked in a GET, so they cannot be compared."""
 
 
-def _update_drifted_auth(client: PlatformClient, connection_id: str, auth: dict[str, Any]) -> bool:
-    """Bring an existing SFTP base connection's auth params up to date (host, port, user, folder).
+def auth_fingerprint(auth: dict[str, Any]) -> str:
+    """sha256 of a base connection's `auth`, secrets included: kept locally to tell whether
+    the credential AEP holds is still the configured one (a GET shows it masked)."""
+    return hashlib.sha256(json.dumps(auth, sort_keys=True).encode()).hexdigest()
+
+
+def _update_drifted_auth(
+    client: PlatformClient,
+    connection_id: str,
+    auth: dict[str, Any],
+    *,
+    credential_changed: bool = False,
+) -> bool:
+    """Bring an existing SFTP base connection's auth params up to date: host, port, user and
+    folder as AEP shows them, and the credential when the caller knows it changed.
 
     Adobe documents `PATCH /connections/{id}` replacing `/auth/params` with If-Match; the auth
     type (`specName`) cannot change, which needs a new base connection.
@@ -251,6 +273,8 @@ def _update_drifted_auth(client: PlatformClient, connection_id: str, auth: dict[
             "connection; delete it (and its flows) or rename flows.prefix"
         )
     drifted = [k for k in _COMPARED_PARAMS if str(now.get(k)) != str(auth["params"].get(k))]
+    if credential_changed:
+        drifted.append("credential")
     if not drifted or current.etag is None:
         return False
     logger.info("base connection %s: updating %s", connection_id, ", ".join(drifted))

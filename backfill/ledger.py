@@ -7,6 +7,9 @@ migrates forward.
 
 Steps form a closed, ordered set: a file is `validated`, then `shipped`, then `ingested` (the
 SFTP dataflow ran over it), then `reconciled`; or `failed` at one of them (with the reason).
+
+Beside the files, the fingerprint of the SFTP pull credential last sent to AEP (schema 2): AEP
+masks it in a GET, so this is how a rotated credential is noticed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 __all__ = ["Ledger", "LedgerEntry", "Step"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Step(StrEnum):
@@ -57,6 +60,13 @@ _MIGRATIONS: dict[int, str] = {
         step          TEXT NOT NULL,
         at_ms         INTEGER NOT NULL,
         note          TEXT
+    );
+    """,
+    2: """
+    CREATE TABLE credentials_sent (
+        key           TEXT PRIMARY KEY,
+        sha256        TEXT NOT NULL,
+        updated_ms    INTEGER NOT NULL
     );
     """,
 }
@@ -250,6 +260,23 @@ class Ledger:
             db.execute(
                 "INSERT INTO events(sha256, step, at_ms, note) VALUES (?, 'failed', ?, ?)",
                 (sha256, now, f"{step.value}: {reason}"),
+            )
+
+    def credential_sent(self, key: str) -> str | None:
+        """The fingerprint of the credential last sent to the connection `key`, if any."""
+        row = self._db.execute(
+            "SELECT sha256 FROM credentials_sent WHERE key = ?", (key,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def record_credential_sent(self, key: str, sha256: str) -> None:
+        """Remember the fingerprint of the credential just sent to the connection `key`."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO credentials_sent(key, sha256, updated_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET sha256=excluded.sha256, "
+                "updated_ms=excluded.updated_ms",
+                (key, sha256, int(time.time() * 1000)),
             )
 
 

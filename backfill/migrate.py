@@ -35,6 +35,7 @@ from backfill.ingest import (
     Dataflow,
     IngestError,
     PullSource,
+    auth_fingerprint,
     ensure_dataflow,
     run_dataflow,
     wait_for_run,
@@ -511,6 +512,7 @@ def _ingest(
         folder = f"{(remote_root or settings.sftp.remote_root).rstrip('/')}/{kind}"
         compressions = {str(e.details.get("compression") or "none") for e in entries}
         try:
+            credential = auth_fingerprint(landing.pull.auth())
             flow = ensure_dataflow(
                 client,
                 prefix=prefix,
@@ -519,7 +521,9 @@ def _ingest(
                 folder=folder,
                 compression="gzip" if compressions == {"gzip"} else None,
                 recorded_mapping_id=recorded_mapping.get(kind),
+                credential_changed=ledger.credential_sent(_PULL_CONNECTION) != credential,
             )
+            ledger.record_credential_sent(_PULL_CONNECTION, credential)
             result.dataflows[kind] = flow
             say(f"running dataflow {flow.flow_id} for {kind} ({len(entries)} file(s))")
             run = run_dataflow(
@@ -537,6 +541,9 @@ def _ingest(
             continue
         _settle(client, ledger, kind, flow.flow_id, run, entries, result, retry=False)
 
+
+_PULL_CONNECTION = "sftp"
+"""The ledger's key for the SFTP base connection every kind's dataflow shares."""
 
 _WINDOW_SLACK_S = 60
 """How far before the first upload an ad-hoc run's window opens (clock differences)."""

@@ -59,7 +59,7 @@ def test_failure_keeps_what_was_reached_and_a_rerun_retries(tmp_path):
 def test_schema_version_is_recorded_and_newer_is_refused(tmp_path):
     Ledger.in_state_dir(tmp_path).close()
     db = sqlite3.connect(tmp_path / "ledger.sqlite")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     db.execute("PRAGMA user_version=99")
     db.commit()
     db.close()
@@ -81,3 +81,25 @@ def test_failure_merges_details_into_what_is_known(tmp_path):
         entry = ledger.get("dd")
         assert entry is not None and entry.failed_step is Step.INGESTED
         assert entry.details == {"remote": "/x", "failed_run_ids": ["r1"]}
+
+
+def test_a_version_1_ledger_migrates_forward_and_keeps_credential_fingerprints(tmp_path):
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")  # as the first release wrote it
+    db.executescript(
+        "CREATE TABLE files (sha256 TEXT PRIMARY KEY, input_path TEXT NOT NULL, kind TEXT NOT NULL,"
+        " step TEXT NOT NULL, failed_step TEXT, reason TEXT, counts TEXT NOT NULL DEFAULT '{}',"
+        " details TEXT NOT NULL DEFAULT '{}', updated_ms INTEGER NOT NULL);"
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, sha256 TEXT NOT NULL,"
+        " step TEXT NOT NULL, at_ms INTEGER NOT NULL, note TEXT);"
+        "INSERT INTO files VALUES ('ee', 'e.csv', 'k', 'shipped', NULL, NULL, '{}', '{}', 1);"
+        "PRAGMA user_version=1;"
+    )
+    db.close()
+    with Ledger.in_state_dir(tmp_path) as ledger:
+        entry = ledger.get("ee")
+        assert entry is not None and entry.step is Step.SHIPPED
+        assert ledger.credential_sent("sftp") is None
+        ledger.record_credential_sent("sftp", "f1")
+        ledger.record_credential_sent("sftp", "f2")
+    with Ledger.in_state_dir(tmp_path) as ledger:
+        assert ledger.credential_sent("sftp") == "f2"
