@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from aep.client import PlatformClient
 from aep.flows import patch
 from aep.names import resource_name
 from aep.platform import OpenPlatform
@@ -91,6 +92,53 @@ def test_apply_creates_what_plan_showed_then_plan_and_apply_are_no_ops(
     assert STRIPE_TOKEN not in json.dumps([asdict(x) for x in c.capture.exchanges()])
 
 
+def _assert_the_tutorials_forms(c: PlatformClient) -> None:
+    """The create bodies just sent for stripe-charges and customerio-events (seeds 002, 004)."""
+    posted: dict[str, list[dict[str, object]]] = {}
+    for x in c.capture.exchanges():
+        if x.method == "POST" and "/ims/" not in x.url:
+            posted.setdefault(x.url.split("?")[0].rsplit("/", 1)[-1], []).append(x.request_body)
+    (base,) = posted["connections"]  # Customer.io has none (seed 004)
+    assert base == {
+        "name": "aep-bridge-stripe.base",
+        "description": "Authenticated base connection for Stripe",
+        "connectionSpec": {"id": "cc2c31d6-7b8c-4581-b49f-5c8698aa3ab3", "version": "1.0"},
+        "auth": {"specName": "OAuth2 Refresh Code", "params": {"accessToken": "***"}},  # masked
+    }
+    stripe_source, cio_source = posted["sourceConnections"]
+    assert stripe_source["data"] == {"format": "json"}
+    assert stripe_source["params"] == {"resourcePath": "charges"}
+    assert cio_source == {
+        "name": "aep-bridge-customerio-events.source",
+        "description": "Streaming Source Connection for customer.io",
+        "connectionSpec": {"id": "96479064-7b8a-4d69-b9ed-21c5683837ea", "version": "1.0"},
+        "data": {"format": "json"},
+        "providerId": "521eee4d-8cbe-4906-bb48-fb6bd4450033",
+    }
+    stripe_target, cio_target = posted["targetConnections"]
+    assert stripe_target["data"]["format"] == "parquet_xdm"  # type: ignore[index]
+    assert stripe_target["data"]["schema"]["version"].endswith("version=1.3")  # type: ignore[index]
+    assert cio_target["data"]["format"] == "json"  # type: ignore[index]
+    stripe_mapping, cio_mapping = posted["mappingSets"]
+    assert stripe_mapping["xdmVersion"] == "1.0" and "xdmSchema" in stripe_mapping
+    assert len(stripe_mapping["mappings"]) == 36  # type: ignore[arg-type]
+    assert "outputSchema" in cio_mapping
+    assert cio_mapping["mappings"][2] == {  # type: ignore[index]
+        "destinationXdmPath": f"_{c.schemas.tenant_id()}.event_id0",
+        "sourceAttribute": "event_id",
+        "identity": False,
+        "version": 0,
+    }
+    stripe_flow, cio_flow = posted["flows"]
+    schedule = stripe_flow["scheduleParams"]
+    assert schedule["frequency"] == "minute" and schedule["interval"] == 15  # type: ignore[index]
+    assert str(schedule["startTime"]).isdigit()  # type: ignore[index]
+    assert stripe_flow["flowSpec"]["id"] == "6499120c-0b15-42dc-936e-847ea3c24d72"  # type: ignore[index]
+    assert "scheduleParams" not in cio_flow
+    assert cio_flow["flowSpec"]["id"] == "e77fde5a-22a8-11ed-861d-0242ac120002"  # type: ignore[index]
+    assert cio_flow["transformations"][0]["params"]["mappingVersion"] == 0  # type: ignore[index]
+
+
 def test_drift_is_planned_as_updates_and_fixed_by_apply(
     platform: OpenPlatform, desired: DesiredState, settings: Settings
 ) -> None:
@@ -98,6 +146,7 @@ def test_drift_is_planned_as_updates_and_fixed_by_apply(
     desired = only(desired, "stripe-charges", "customerio-events")
     with History.open(settings.state_dir) as history:
         apply(c, desired, history)
+        _assert_the_tutorials_forms(c)
         # a person disables and renames the Customer.io flow ...
         flow = c.flows.flows.find_by_name(resource_name("aep-bridge", "customerio-events.flow"))
         assert flow is not None
