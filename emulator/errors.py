@@ -252,7 +252,11 @@ def parse_json(raw: bytes, *, service: type[ProblemError] | None = None) -> Any:
 
 def render_error(request: Request, exc: Exception) -> Response:
     """The app's one exception handler: render any emulator or routing error."""
-    request_id = request.headers.get("x-request-id") or _new_request_id()
+    request_id = (
+        request.scope.get("state", {}).get("request_id")
+        or request.headers.get("x-request-id")
+        or _new_request_id()
+    )
     if isinstance(exc, EmulatorError):
         headers = {"x-request-id": request_id, **exc.headers}
         return JSONResponse(exc.body(request_id), status_code=exc.status, headers=headers)

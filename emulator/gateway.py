@@ -10,9 +10,11 @@ are not.
 
 from __future__ import annotations
 
+import uuid
+
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.context import Tenant
 from emulator.errors import ContentTypeError, EmulatorError, FlowError, GatewayError, render_error
@@ -67,14 +69,32 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        state = scope.setdefault("state", {})
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        state["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            # every Platform answer carries x-request-id, as Adobe's gateway adds one
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                if b"x-request-id" not in names:
+                    message = {
+                        **message,
+                        "headers": [
+                            *message.get("headers", []),
+                            (b"x-request-id", request_id.encode()),
+                        ],
+                    }
+            await send(message)
+
         try:
             tenant = self._check(headers)
         except EmulatorError as exc:
             response = render_error(Request(scope), exc)
-            await response(scope, receive, send)
+            await response(scope, receive, send_with_id)
             return
-        scope.setdefault("state", {})["tenant"] = tenant
-        await self.app(scope, receive, send)
+        state["tenant"] = tenant
+        await self.app(scope, receive, send_with_id)
 
     def _check(self, headers: Headers) -> Tenant:
         client_id = check_token(self.store, headers.get("authorization"))

@@ -243,3 +243,13 @@ def test_body_without_json_content_type_is_400(client: TestClient, headers: dict
     }
     no_body = client.post(f"{FLOWS}/nope/action?op=enable", headers=headers)
     assert no_body.status_code == 404  # no body, no Content-Type needed
+
+
+def test_every_platform_answer_carries_a_request_id(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    ok = client.get(FLOWS, headers=headers)
+    assert ok.status_code == 200 and len(ok.headers["x-request-id"]) == 32
+    refused = client.get(f"{FLOWS}/nope", headers={**headers, "x-request-id": "mine-1"})
+    assert refused.headers["x-request-id"] == "mine-1"
+    assert refused.json()["report"]["request-id"] == "mine-1"
