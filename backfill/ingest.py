@@ -265,10 +265,11 @@ def _update_drifted_auth(
         IngestError: the auth type changed.
     """
     current = client.flows.connections.get(connection_id)
-    now = (current.auth or {}).get("params") or {}
-    if (current.auth or {}).get("specName") not in (None, auth["specName"]):
+    current_auth = current.auth or {}
+    now = current_auth.get("params") or {}
+    if current_auth.get("specName") not in (None, auth["specName"]):
         raise IngestError(
-            f"base connection {connection_id} uses {current.auth.get('specName')!r}, the "
+            f"base connection {connection_id} uses {current_auth.get('specName')!r}, the "
             f"configuration asks for {auth['specName']!r}: AEP cannot change the auth type of a "
             "connection; delete it (and its flows) or rename flows.prefix"
         )

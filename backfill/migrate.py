@@ -199,7 +199,8 @@ class _Landing:
     known_hosts_for_platform: Path | None
 
 
-def _pull_from_settings(settings: Settings, spec: ConnectSpec) -> PullSource:
+def _pull_from_settings(settings: Settings) -> PullSource:
+    """AEP's view of a configured landing zone: `aep_pull`, each unset field from `sftp`."""
     p = settings.aep_pull
     s = settings.sftp
     key = p.private_key.get_secret_value() if p.private_key else None
@@ -218,7 +219,7 @@ def _pull_from_settings(settings: Settings, spec: ConnectSpec) -> PullSource:
 def _landing(settings: Settings) -> Iterator[_Landing]:
     if not is_embedded(settings.sftp):
         spec = ConnectSpec.from_settings(settings.sftp)
-        yield _Landing(spec, _pull_from_settings(settings, spec), settings.sftp.known_hosts)
+        yield _Landing(spec, _pull_from_settings(settings), settings.sftp.known_hosts)
         return
     state = Path(settings.state_dir)
     pull_key = ensure_dev_pull_key(state)
@@ -500,7 +501,7 @@ def _ingest(
         flow_id = str(entries[0].details["flow_id"])
         if not _settle(client, ledger, kind, flow_id, run, entries, result, retry=True):
             todo[kind].extend(entries)
-    mappings_dirs = (SHIPPED_MAPPINGS,)
+    mappings_dirs: tuple[Path, ...] = (SHIPPED_MAPPINGS,)
     if settings.backfill.contracts_dir is not None:
         mappings_dirs += (settings.backfill.contracts_dir.parent / "mappings",)
     for kind, entries in sorted(todo.items()):
