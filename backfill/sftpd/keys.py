@@ -8,6 +8,7 @@ format; Ed25519 by default.
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ __all__ = [
     "EmbeddedCredentials",
     "ensure_embedded_credentials",
     "ensure_private_key",
+    "ensure_rsa_pem_key",
     "load_authorized_keys",
     "public_line",
     "write_known_hosts",
@@ -94,6 +96,28 @@ def write_known_hosts(path: Path, host: str, port: int, key: paramiko.PKey) -> N
     os.replace(tmp, path)
 
 
+def ensure_rsa_pem_key(path: Path, bits: int = 2048) -> paramiko.RSAKey:
+    """Load the RSA key at `path`, creating it (PEM, `BEGIN RSA PRIVATE KEY`, mode 0600) if
+    missing: the form AEP's SFTP source asks for its own pull credential."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = paramiko.RSAKey.generate(bits)
+        buf = io.StringIO()
+        key.write_private_key(buf)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(buf.getvalue())
+            log.info("generated RSA key %s", path)
+    try:
+        return paramiko.RSAKey.from_private_key_file(str(path))
+    except (paramiko.SSHException, OSError, ValueError) as exc:
+        raise ShipError(f"cannot load key {path}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class EmbeddedCredentials:
     """Everything the embedded default needs, all under `<state_dir>/sftp-keys` and
@@ -103,7 +127,11 @@ class EmbeddedCredentials:
     host_key: Path
     authorized_keys: Path
     client_key: Path
+    """Ed25519 key the uploader (`aep-migrate ship`) logs in with."""
     known_hosts: Path
+    aep_pull_key: Path
+    """RSA key in PEM form for the pulling side (the emulator standing in for AEP's SFTP
+    source, whose key must be RSA PEM); also authorized."""
 
 
 def ensure_embedded_credentials(state_dir: Path) -> EmbeddedCredentials:
@@ -120,9 +148,14 @@ def ensure_embedded_credentials(state_dir: Path) -> EmbeddedCredentials:
     ensure_private_key(host_key, "aep-bridge embedded sftp host")
     client_key = keys / "client_ed25519"
     client = ensure_private_key(client_key, "aep-bridge embedded client")
+    pull_key = keys / "aep_pull_rsa.pem"
+    pull = ensure_rsa_pem_key(pull_key)
     authorized = keys / "authorized_keys"
-    line = public_line(client, "aep-bridge embedded client")
-    if not authorized.exists() or line.split()[1] not in authorized.read_text():
-        with authorized.open("a") as out:
-            out.write(line + "\n")
-    return EmbeddedCredentials(root, host_key, authorized, client_key, keys / "known_hosts")
+    present = authorized.read_text() if authorized.exists() else ""
+    with authorized.open("a") as out:
+        for key, comment in ((client, "aep-bridge embedded client"), (pull, "aep-bridge pull")):
+            if key.get_base64() not in present:
+                out.write(public_line(key, comment) + "\n")
+    return EmbeddedCredentials(
+        root, host_key, authorized, client_key, keys / "known_hosts", pull_key
+    )

@@ -234,3 +234,16 @@ def test_verification_copes_with_a_server_returning_short_reads(
     assert result.ok, result.asdict()
     assert calls and max(calls) > 10_000  # the server really did answer short
     assert (embedded.root / "short.csv").read_bytes() == src.read_bytes()
+
+
+def test_pull_side_rsa_pem_key_is_authorized(embedded: Running) -> None:
+    creds = ensure_embedded_credentials(embedded.state)
+    pem = creds.aep_pull_key.read_text()
+    assert pem.startswith("-----BEGIN RSA PRIVATE KEY-----")  # the form AEP asks for
+    assert creds.aep_pull_key.stat().st_mode & 0o777 == 0o600
+    with open_connection(embedded.spec.with_(key_path=creds.aep_pull_key)) as conn:
+        assert conn.alive()
+    # calling again adds nothing twice
+    before = creds.authorized_keys.read_text()
+    ensure_embedded_credentials(embedded.state)
+    assert creds.authorized_keys.read_text() == before

@@ -137,3 +137,29 @@ def test_killed_process_resumes_from_recorded_progress(
     assert f.attempts == 1 and f.resumed_from >= recorded >= 3 * MiB
     assert (sshd.landing / "huge.csv").read_bytes() == src.read_bytes()
     assert not [p for p in sshd.landing.iterdir() if p.name.endswith(".part")]
+
+
+def test_attempts_are_bounded_when_the_connection_keeps_dropping(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    src = make_file("doomed.csv", 3 * MiB)
+
+    def always_kill(name: str, pos: int, size: int) -> None:
+        if pos >= MiB:
+            sshd.kill_connections()
+            time.sleep(0.1)
+
+    started = time.monotonic()
+    result = ship(
+        [src],
+        spec,
+        state_dir=tmp_path / "state",
+        options=ShipOptions(remote_dir=str(sshd.landing), max_attempts=3, backoff_base_s=0.05),
+        progress=always_kill,
+    )
+    f = result.files[0]
+    assert not result.ok and f.status == "failed" and f.attempts == 3
+    assert "after 3 attempt(s)" in (f.error or "") and "connection lost" in (f.error or "")
+    assert not (sshd.landing / "doomed.csv").exists()
+    assert result.manifest_path is None
+    assert time.monotonic() - started < 20
