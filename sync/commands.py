@@ -203,6 +203,7 @@ def sync_run(
                 history,
                 apply_every_min=every or settings.flows.apply_interval_min,
                 watch_every_s=settings.flows.watch_interval_s,
+                reload=lambda: load_desired(settings),
             )
             if once:
                 cycle = daemon.run_once()

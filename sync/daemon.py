@@ -18,7 +18,7 @@ import fcntl
 import logging
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[im
 
 from aep.client import PlatformClient
 from aep.errors import AEPError
+from config.loader import ConfigError
 from sync.apply import apply
 from sync.desired import DesiredState
 from sync.history import History
@@ -125,6 +126,9 @@ class Daemon:
         history: the sync history.
         apply_every_min: minutes between applies (the first runs at start).
         watch_every_s: seconds between watches.
+        reload: reads the flows file again; called before each scheduled apply, so an edited
+            file takes effect without a restart (a file with problems is logged and the last
+            good desired state kept).
     """
 
     def __init__(
@@ -135,7 +139,9 @@ class Daemon:
         *,
         apply_every_min: float,
         watch_every_s: float,
+        reload: Callable[[], DesiredState] | None = None,
     ) -> None:
+        self.reload = reload
         self.client = client
         self.desired = desired
         self.history = history
@@ -143,8 +149,22 @@ class Daemon:
         self.watch_every_s = watch_every_s
         self.scheduler: BlockingScheduler | None = None
 
+    def reload_desired(self) -> None:
+        """Take up an edited flows file; keep the last good state if it has problems."""
+        if self.reload is None:
+            return
+        try:
+            fresh = self.reload()
+        except ConfigError as exc:
+            logger.error("flows file not reloaded, keeping the last good one: %s", exc)
+            return
+        if fresh != self.desired:
+            logger.info("flows file changed: %d flow(s) desired", len(fresh.flows))
+            self.desired = fresh
+
     def apply_job(self) -> Plan | None:
         """Apply once; a failure is logged and recorded, never raised (the next run retries)."""
+        self.reload_desired()
         try:
             done = apply(self.client, self.desired, self.history, trigger="daemon")
         except (SyncError, AEPError) as exc:

@@ -9,11 +9,12 @@ import httpx
 import pytest
 
 from aep.names import resource_name
-from aep.platform import open_platform
+from aep.platform import OpenPlatform, open_platform
 from config.loader import ConfigError
 from config.settings import PlatformSettings, Settings
 from sync.apply import apply
-from sync.desired import load_desired
+from sync.daemon import Daemon
+from sync.desired import DesiredState, load_desired
 from sync.history import History
 from sync.watch import watch
 from tests.sync.conftest import ORG, make_settings, only
@@ -107,3 +108,35 @@ items = []
     assert any(p.startswith("flows.one.colour") for p in problems)
     assert any(p.startswith("flows.one.schedule") for p in problems)
     assert any(p.startswith("flows.one.mapping.items") for p in problems)
+
+
+def test_the_daemon_takes_up_an_edited_flows_file_and_keeps_the_last_good_one(
+    platform: OpenPlatform, desired: DesiredState, settings: Settings
+) -> None:
+    first = only(desired, "customerio-events")
+    decl = first.flows["customerio-events"]
+    edited = first.model_copy(
+        update={"flows": {"customerio-events": decl.model_copy(update={"description": "v2"})}}
+    )
+    files = [first, edited]
+
+    def reload() -> DesiredState:
+        if not files:
+            raise ConfigError("flows.toml", ["flows.x: broken"])
+        return files.pop(0)
+
+    with History.open(settings.state_dir) as history:
+        daemon = Daemon(
+            platform.client, first, history, apply_every_min=15, watch_every_s=60, reload=reload
+        )
+        assert daemon.apply_job() is not None  # creates, from the first file
+        updated = daemon.apply_job()  # the edited file: the description is patched
+        assert updated is not None and updated.counts()["update"] == 1
+        kept = daemon.apply_job()  # a broken file: the last good state is kept
+        assert kept is not None and not kept.has_changes
+        assert daemon.desired is edited
+        assert [a.ok for a in history.applies()] == [True, True, True]
+    flow = platform.client.flows.flows.find_by_name(
+        resource_name("aep-bridge", "customerio-events.flow")
+    )
+    assert flow is not None and flow.description == "v2"
