@@ -117,8 +117,7 @@ def ship_command(
     With sftp.port = 0 (the embedded default) the embedded SFTP server runs in the state
     directory for the duration of the command.
     """
-    from backfill.sftpd import embedded_server, is_embedded
-    from backfill.ship import ConnectSpec, ShipError, ShipOptions, expand_inputs, ship
+    from backfill.ship import ShipError, expand_inputs, options_from_settings, ship_configured
     from config.cli_support import settings_or_exit
 
     _setup_logging(verbose)
@@ -132,12 +131,12 @@ def ship_command(
     paths = expand_inputs(files)
     if not paths:
         raise _fail("nothing to ship: the directories given hold no files", 2)
-    options = ShipOptions(
-        remote_dir=to or s.remote_root,
-        connections=connections or s.connections,
-        verify=verify or s.verify,  # type: ignore[arg-type]
-        gzip=s.gzip if gzip is None else gzip,
-        max_attempts=s.max_attempts,
+    options = options_from_settings(
+        s,
+        remote_dir=to,
+        connections=connections,
+        verify=verify,  # type: ignore[arg-type]
+        gzip=gzip,
     )
 
     sizes: dict[str, int] = {}
@@ -166,18 +165,9 @@ def ship_command(
             )
             progress.update(task, total=total, completed=sum(positions.values()))
 
-    def run(spec: ConnectSpec) -> Any:
-        with progress:
-            return ship(
-                paths, spec, state_dir=settings.state_dir, options=options, progress=on_progress
-            )
-
     try:
-        if is_embedded(s):
-            with embedded_server(settings.state_dir, s) as (_server, spec):
-                result = run(spec)
-        else:
-            result = run(ConnectSpec.from_settings(s))
+        with progress:
+            result = ship_configured(paths, settings, options=options, progress=on_progress)
     except ShipError as exc:
         raise _fail(str(exc)) from None
     if json_out:

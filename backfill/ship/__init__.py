@@ -1,12 +1,14 @@
 """Shipping validated files to an SFTP landing zone: verified, atomic, resumable, parallel.
 
-Public surface: `ship` (many files, N connections, manifest last), `ConnectSpec` /
+Public surface: `ship_configured` (as the settings say, embedded server included), `ship`
+(many files, N connections, manifest last), `ConnectSpec` /
 `open_connection` (one verified connection), host-key helpers for `trust-host`, and the error
 tree in `backfill.ship.errors`. Library code returns results and logs; it never prints.
 """
 
 from __future__ import annotations
 
+from backfill.ship.configured import options_from_settings, ship_configured
 from backfill.ship.connect import ConnectSpec, SftpConnection, open_connection
 from backfill.ship.errors import (
     AuthFailed,
@@ -47,6 +49,8 @@ __all__ = [
     "fetch_host_key",
     "fingerprint",
     "open_connection",
+    "options_from_settings",
     "pin_host_key",
     "ship",
+    "ship_configured",
 ]
