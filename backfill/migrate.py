@@ -573,14 +573,16 @@ def _settle(
     A failed run is a problem, or only a note when `retry` says the files get another run now.
 
     Returns:
-        False when the run failed (nothing was written, the files need another run); True when
-        it succeeded, whether or not its counts add up (a mismatch is reported, never re-ingested:
-        that would write the records twice).
+        False when the run failed without writing a record (the files need another run); True
+        when it succeeded, or wrote records whatever its status says (`partialSuccess`),
+        whether or not its counts add up: a mismatch is reported, never re-ingested, since
+        that would write the records twice.
     """
     batches = [client.catalog.get_batch(b) for b in run.batch_ids]
     shipped_rows = sum(e.counts.get("shipped", 0) for e in entries)
     rec = reconcile_run(kind, flow_id, run, batches, rows_shipped=shipped_rows)
-    if (run.status or "").lower() != "success":
+    wrote = bool(rec.output) or any(b.recordCount for b in batches)
+    if (run.status or "").lower() != "success" and not wrote:
         reason = "; ".join(rec.problems)
         for e in entries:
             failed_runs = [*(e.details.get("failed_run_ids") or []), run.id]

@@ -47,3 +47,21 @@ def test_a_failed_run_names_its_errors_once_whatever_their_shape() -> None:
     rec = reconcile_run("k", "f", _run("failed", errors), [_batch(4, 1)], rows_shipped=5)
     assert not rec.ok
     assert rec.problems == ["run r1 ended failed: CONNECTOR-1001-500 boom; a bare message"]
+
+
+def test_a_run_that_wrote_records_is_never_run_again_whatever_its_status(tmp_path) -> None:
+    from backfill.ledger import Ledger, Step
+    from backfill.migrate import MigrateResult, _settle
+
+    run = _run("partialSuccess")  # wrote 4 of 5: a new run would write those 4 twice
+    with Ledger.in_state_dir(tmp_path) as ledger:
+        entry = ledger.record(
+            "aa", Step.SHIPPED, input_path="a.csv", kind="k", counts={"shipped": 5}
+        )
+        result = MigrateResult()
+        settled = _settle(None, ledger, "k", "f", run, [entry], result, retry=True)  # type: ignore[arg-type]
+        after = ledger.get("aa")
+    assert settled  # not handed to a new run
+    assert after is not None and after.reached(Step.INGESTED)
+    assert after.failed_step is Step.RECONCILED and "partialSuccess" in (after.reason or "")
+    assert any("partialSuccess" in p for p in result.problems)
