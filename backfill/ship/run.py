@@ -219,11 +219,16 @@ def ship(
     prepared.sort(key=lambda item: -item[1].size)
 
     first = _Holder(spec)
-    try:
-        _ensure_dir(first.get(), opts.remote_dir)
-    except ShipError:
-        first.close()
-        raise
+    for attempt in range(1, opts.max_attempts + 1):
+        try:
+            _ensure_dir(first.get(), opts.remote_dir)
+            break
+        except ShipError as exc:
+            first.close()
+            if not is_retryable(exc) or attempt == opts.max_attempts:
+                raise
+            log.warning("connecting (attempt %d) failed: %s", attempt, exc)
+            time.sleep(backoff_s(attempt, base=opts.backoff_base_s))
     jobs: queue.Queue[tuple[int, PreparedSource]] = queue.Queue()
     for item in prepared:
         jobs.put(item)

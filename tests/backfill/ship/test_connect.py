@@ -154,3 +154,22 @@ def test_password_auth_is_offered_and_refusal_never_shows_the_secret(tmp_path: P
 def test_no_credential_at_all_is_a_clear_error(sshd: Sshd) -> None:
     with pytest.raises(AuthFailed, match="no credential"):
         open_connection(spec_for(sshd, key_path=None))
+
+
+def test_ship_retries_the_first_connection_then_gives_up(sshd: Sshd, tmp_path: Path) -> None:
+    from backfill.ship import ShipOptions, ship
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    f = tmp_path / "a.csv"
+    f.write_text("a\n")
+    started = time.monotonic()
+    with pytest.raises(ConnectFailed):
+        ship(
+            [f],
+            spec_for(sshd, port=port, timeout_s=1.0),
+            state_dir=tmp_path / "st",
+            options=ShipOptions(remote_dir=str(sshd.landing), max_attempts=3, backoff_base_s=0.05),
+        )
+    assert 0.1 < time.monotonic() - started < 10  # two backoffs, then the error
