@@ -102,6 +102,8 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     applied: bool = False
     """True when the decisions were acted on (`apply`), False for a plan."""
+    orphans: list[str] = field(default_factory=list)
+    """Flows this tool made whose key is no longer in the flows file (never deleted by it)."""
 
     def counts(self) -> dict[str, int]:
         """How many resources per action (every action present, zeros included)."""
@@ -123,6 +125,10 @@ class Plan:
             out.append(change.line(done=self.applied))
             if detail:
                 out.extend(f"      {f.line()}" for f in change.fields)
+        out.extend(
+            f"! not in the flows file any more (left running; delete it by hand): {o}"
+            for o in self.orphans
+        )
         c = self.counts()
         if self.applied:
             out.append(
@@ -141,6 +147,7 @@ class Plan:
             "changes": [c.asdict() for c in self.changes],
             "counts": self.counts(),
             "has_changes": self.has_changes,
+            "orphans": list(self.orphans),
         }
 
 

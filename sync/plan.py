@@ -176,7 +176,25 @@ class Reconciler:
                 raise
             finally:  # what was done is logged even when the chain stops part-way
                 self._log(self.plan.changes[start:])
+        self.plan.orphans = self._orphans()
         return self.plan
+
+    def _orphans(self) -> list[str]:
+        """Recorded flows whose key left the flows file and that still exist."""
+        if self.history is None:
+            return []
+        out = []
+        for rkey, (kind, resource_id) in self.history.recorded().items():
+            key = rkey.removesuffix(".flow")
+            if kind != "flow" or key in self.desired.flows:
+                continue
+            try:
+                found = self.client.flows.flows.get(resource_id)
+            except errors.NotFoundError:
+                continue
+            out.append(f"{key}: {found.name} ({found.id}, {found.state})")
+            logger.warning("flow %s (%s) is no longer in the flows file", found.name, found.id)
+        return out
 
     def _flow_chain(self, key: str, flow: FlowDecl) -> None:
         schema_id = self._schema(key, flow)

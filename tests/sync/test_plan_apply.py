@@ -291,6 +291,10 @@ def test_changes_a_person_must_make_stop_the_plan_naming_what_to_do(
             plan(c, desired.model_copy(update={"flows": {"customerio-events": missing}}), history)
         with pytest.raises(SyncError):
             apply(c, desired.model_copy(update={"flows": {"customerio-events": missing}}), history)
+        gone = plan(c, desired.model_copy(update={"flows": {}}), history)
+        assert not gone.has_changes and len(gone.orphans) == 1
+        assert gone.orphans[0].startswith("customerio-events: aep-bridge-customerio-events.flow")
+        assert "! not in the flows file any more" in "\n".join(gone.lines())
         failed = history.applies()[0]
         assert failed.ok is False and failed.error and failed.error.startswith("SyncError: ")
         assert history.last_successful_apply() == history.applies()[1]
