@@ -497,9 +497,14 @@ def _ingest(
     timeout_s, poll_s = settings.smoke.timeout_s, min(settings.smoke.poll_s, 1.0)
     for (kind, run_id), entries in sorted(open_runs.items()):
         say(f"settling run {run_id} of {kind} recorded by an earlier run")
-        run = wait_for_run(client, run_id, timeout_s=timeout_s, poll_s=poll_s)
         flow_id = str(entries[0].details["flow_id"])
-        if not _settle(client, ledger, kind, flow_id, run, entries, result, retry=True):
+        try:
+            run = wait_for_run(client, run_id, timeout_s=timeout_s, poll_s=poll_s)
+            settled = _settle(client, ledger, kind, flow_id, run, entries, result, retry=True)
+        except (IngestError, AEPError) as exc:  # this run's problem; the others go on
+            result.problems.append(f"{kind}: run {run_id} recorded by an earlier run: {exc}")
+            continue
+        if not settled:
             todo[kind].extend(entries)
     mappings_dirs: tuple[Path, ...] = (SHIPPED_MAPPINGS,)
     if settings.backfill.contracts_dir is not None:

@@ -429,3 +429,39 @@ def test_json_output_stays_json_when_the_migration_stops_on_an_error(tmp_path: P
     answer = json.loads(done.stdout)
     assert answer["ok"] is False and "cannot connect" in answer["error"]
     assert "Traceback" not in done.stderr
+
+
+def test_a_recorded_run_platform_cannot_find_is_a_problem_not_an_abort(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    folder = _inputs(
+        tmp_path,
+        "capillary_customers/customers_clean.csv",
+        "stripe_payments/all_columns_clean.csv",
+    )
+    record = Ledger.record
+
+    def crash_before_reconciled(self: Ledger, sha256: str, step: Step, **kw):  # type: ignore[no-untyped-def]
+        if step is Step.RECONCILED and kw["kind"] == "capillary_customers":
+            raise _Crash
+        return record(self, sha256, step, **kw)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "record", crash_before_reconciled)
+        with pytest.raises(_Crash):
+            migrate(settings, inputs=[folder])
+    with Ledger.in_state_dir(Path(settings.state_dir)) as ledger:
+        for e in ledger.entries():  # the recorded run is gone from the platform
+            if e.step is Step.INGESTED:
+                ledger.record(
+                    e.sha256,
+                    Step.INGESTED,
+                    input_path=e.input_path,
+                    kind=e.kind,
+                    details={"run_id": "0b2f2c9e-0000-4000-8000-000000000000"},
+                )
+
+    again = migrate(settings, inputs=[folder])
+    assert not again.ok
+    assert [p for p in again.problems if "0b2f2c9e-0000-4000-8000-000000000000" in p]
+    assert {f.kind: f.step for f in again.files}["stripe_payments"] is Step.RECONCILED
