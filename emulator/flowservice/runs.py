@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette import status as st
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -12,7 +14,7 @@ from emulator.errors import FlowError, not_found_flow
 from emulator.flowservice.common import read_body
 from emulator.ids import now_ms
 from emulator.listing import list_response
-from emulator.specs import FLOW_SPECS
+from emulator.specs import CLOUD_STORAGE_TO_AEP, FLOW_SPECS
 
 __all__ = ["create", "get_one", "list_all"]
 
@@ -33,6 +35,27 @@ async def get_one(request: Request) -> JSONResponse:
     if run is None:
         raise not_found_flow("runs", request.path_params["id"])
     return JSONResponse({"items": [run]})
+
+
+_FILE_RUN_PARAMS = ("startTime", "windowStartTime", "windowEndTime")
+
+
+def _check_file_run_params(params: dict[str, Any] | None) -> None:
+    """A file source's run spec needs `startTime`, `windowStartTime`, `windowEndTime` (epoch s).
+
+    Raises:
+        FlowError: 1400-400 naming the first missing or non-integer field.
+    """
+    for name in _FILE_RUN_PARAMS:
+        value = (params or {}).get(name)
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+        ):
+            raise FlowError(
+                "1400",
+                f"params.{name} (epoch seconds) is required to run a file source's flow; "
+                f"send {list(_FILE_RUN_PARAMS)}.",
+            )
 
 
 async def create(request: Request) -> JSONResponse:
@@ -56,6 +79,8 @@ async def create(request: Request) -> JSONResponse:
             raise FlowError("1422", "Runs can only be created for flows scheduled 'once'.")
         if flow.get("state") != "enabled":
             raise FlowError("1422", f"Flow {flow_id} is {flow.get('state')}; enable it first.")
+        if flow["flowSpec"]["id"] == CLOUD_STORAGE_TO_AEP:
+            _check_file_run_params(params)
         run = dataflow.new_run(tx, t.scope, flow, params, t.client_id)
         tx.add_pending("run", now_ms(), t.scope, {"flowId": flow_id, "runId": run["id"]})
     return JSONResponse({"id": run["id"], "etag": run["etag"]}, status_code=st.HTTP_201_CREATED)

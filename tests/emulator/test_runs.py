@@ -102,6 +102,14 @@ def wait_run(
         time.sleep(0.1)
 
 
+def _run_body(flow: str) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "flowId": flow,
+        "params": {"startTime": now, "windowStartTime": now - 3600, "windowEndTime": now},
+    }
+
+
 def _sftp_flow(
     http: httpx.Client,
     headers: dict[str, str],
@@ -204,11 +212,14 @@ def test_sftp_flow_ingests_csv_and_counts_the_malformed_row(
     assert flow["lastRunDetails"]["id"] == run["id"]
     assert flow["lastRunDetails"]["state"] == "success"
 
+    no_window = http.post(f"{FS}/runs", headers=headers, json={"flowId": chain["flow"]})
+    assert no_window.status_code == 400
+    assert "windowStartTime" in no_window.json()["report"]["detailed-message"]
     time.sleep(1.1)  # a later mtime than the first file
     (rsa_sshd.landing / "first" / "more.csv").write_text(
         "loyalty_id,email,points\nL9,z@example.com,9\n"
     )
-    call(http, "POST", f"{FS}/runs", headers, 201, json={"flowId": chain["flow"]})
+    call(http, "POST", f"{FS}/runs", headers, 201, json=_run_body(chain["flow"]))
     second = wait_run(http, headers, chain["flow"], count=2)[-1]
     assert second["metrics"]["recordSummary"]["inputRecordCount"] == 1
 
@@ -217,7 +228,7 @@ def test_sftp_flow_ingests_csv_and_counts_the_malformed_row(
         json={"flowId": chain["flow"], "org": ORG, "sandbox": SANDBOX, "message": "disk on fire"},
     )
     assert fail.status_code == 201
-    call(http, "POST", f"{FS}/runs", headers, 201, json={"flowId": chain["flow"]})
+    call(http, "POST", f"{FS}/runs", headers, 201, json=_run_body(chain["flow"]))
     third = wait_run(http, headers, chain["flow"], count=3)[-1]
     assert third["metrics"]["statusSummary"]["status"] == "failed"
     assert "disk on fire" in third["metrics"]["statusSummary"]["errors"][0]["message"]
@@ -248,7 +259,7 @@ def test_sftp_explore_and_unreachable_host_fails_the_run(
     assert inspected["data"][0]["loyalty_id"] == "L1"
     rsa_sshd.stop()
     (rsa_sshd.landing / "exp" / "b.csv").write_text(CSV)
-    call(http, "POST", f"{FS}/runs", headers, 201, json={"flowId": chain["flow"]})
+    call(http, "POST", f"{FS}/runs", headers, 201, json=_run_body(chain["flow"]))
     last = wait_run(http, headers, chain["flow"], count=2)[-1]
     assert last["metrics"]["statusSummary"]["status"] == "failed"
 
