@@ -44,7 +44,7 @@ from backfill.ledger import Ledger, LedgerEntry, Step
 from backfill.reconcile import RunReconciliation, reconcile_run
 from backfill.sftpd import embedded_server, ensure_embedded_credentials, is_embedded
 from backfill.ship import ConnectSpec, FileMeta, ShipOptions, ship
-from backfill.targets import SHIPPED_MAPPINGS, target_for
+from backfill.targets import SHIPPED_MAPPINGS, TargetError, target_for
 from backfill.validate import ValidateOptions, validate_files
 from backfill.validate.result import FileResult as ValidatedFile
 from config.dev_credentials import ensure_dev_pull_key
@@ -540,7 +540,7 @@ def _ingest(
                 poll_s=poll_s,
                 window_start_s=_window_start(entries),
             )
-        except (IngestError, AEPError) as exc:  # this kind's problem; the others go on
+        except (IngestError, AEPError, TargetError) as exc:  # this kind's; the others go on
             for e in entries:
                 ledger.fail(e.sha256, Step.INGESTED, str(exc), input_path=e.input_path, kind=kind)
             result.problems.append(f"{kind}: {exc}")

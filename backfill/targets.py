@@ -29,6 +29,7 @@ __all__ = [
     "PROFILE_CLASS",
     "SHIPPED_MAPPINGS",
     "Target",
+    "TargetError",
     "target_for",
 ]
 
@@ -37,6 +38,10 @@ EVENT_CLASS = "https://ns.adobe.com/xdm/context/experienceevent"
 SHIPPED_MAPPINGS = Path(__file__).resolve().parent.parent / "config" / "mappings"
 
 XdmType = Literal["string", "integer", "number", "boolean"]
+
+
+class TargetError(ValueError):
+    """A mapping file cannot be used; the message names the file and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -164,12 +169,15 @@ def target_for(
     """The target of a contract: derived, with mapping items replaced by a mapping file if any.
 
     A later directory in `mappings_dirs` wins over an earlier one.
+
+    Raises:
+        TargetError: a mapping file is not valid JSON or not of the expected shape.
     """
     target = derive_target(contract)
     for directory in mappings_dirs:
         path = directory / f"{contract.kind}.json"
         if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = _read_mapping_file(path)
             target = Target(
                 kind=target.kind,
                 xdm_class=str(data.get("xdmClass", target.xdm_class)),
@@ -177,3 +185,25 @@ def target_for(
                 mappings=list(data["mappings"]),
             )
     return target
+
+
+def _read_mapping_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TargetError(f"{path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise TargetError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise TargetError(f"{path}: a JSON object with a `mappings` list was expected")
+    mappings = data.get("mappings")
+    if not isinstance(mappings, list) or not mappings:
+        raise TargetError(f"{path}: `mappings` must be a non-empty list of mapping items")
+    for n, item in enumerate(mappings):
+        if not (isinstance(item, dict) and isinstance(item.get("destination"), str)):
+            raise TargetError(f"{path}: mappings[{n}] needs a `destination` string")
+    if not isinstance(data.get("fields", {}), dict):
+        raise TargetError(f"{path}: `fields` must be an object of field schemas")
+    return data
