@@ -29,7 +29,7 @@ from aep.client import PlatformClient
 from aep.errors import AEPError
 from aep.flows import Run
 from aep.platform import check_platform, open_platform
-from backfill.contracts.loader import load_contracts
+from backfill.contracts.loader import ContractLoadError, load_contracts
 from backfill.contracts.model import Contract
 from backfill.ingest import (
     Dataflow,
@@ -272,10 +272,11 @@ def migrate(
     if not paths:
         result.problems.append(f"no CSV files in {', '.join(str(p) for p in roots)}")
         return result
-    contracts = load_contracts(settings.backfill.contracts_dir)
+    contracts = _contracts(settings)
+    cutover = _cutover(settings)
     state = Path(settings.state_dir)
     with _open_ledger(state) as ledger:
-        by_path = _validate(settings, contracts, paths, ledger, result, say)
+        by_path = _validate(settings, contracts, cutover, paths, ledger, result, say)
         with ExitStack() as stack:
             landing = stack.enter_context(_landing(settings))
             _ship(settings, ledger, by_path, landing, result, say)
@@ -318,9 +319,30 @@ def _open_ledger(state: Path) -> Ledger:
         ) from None
 
 
+def _contracts(settings: Settings) -> dict[str, Contract]:
+    """The contracts; an unusable `backfill.contracts_dir` is a configuration problem."""
+    try:
+        return load_contracts(settings.backfill.contracts_dir)
+    except ContractLoadError as exc:
+        raise ConfigError("backfill.contracts_dir", [f"backfill.contracts_dir: {exc}"]) from None
+
+
+def _cutover(settings: Settings) -> datetime | None:
+    """`backfill.cutover` as an instant, checked before any work."""
+    text = settings.backfill.cutover
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        raise ConfigError(
+            "backfill.cutover",
+            [f"backfill.cutover: {text!r} is not an ISO 8601 instant (e.g. 2024-07-01T00:00:00Z)"],
+        ) from None
+
+
 def _validate(
     settings: Settings,
     contracts: dict[str, Contract],
+    cutover: datetime | None,
     paths: list[Path],
     ledger: Ledger,
     result: MigrateResult,
@@ -365,7 +387,7 @@ def _validate(
                 encoding=b.encoding,
                 account_timezone=b.account_timezone,
                 max_reject_rate=b.max_reject_rate,
-                cutover=datetime.fromisoformat(b.cutover) if b.cutover else None,
+                cutover=cutover,
             ),
         )
         for r in run.files:

@@ -465,3 +465,24 @@ def test_a_recorded_run_platform_cannot_find_is_a_problem_not_an_abort(
     assert not again.ok
     assert [p for p in again.problems if "0b2f2c9e-0000-4000-8000-000000000000" in p]
     assert {f.kind: f.step for f in again.files}["stripe_payments"] is Step.RECONCILED
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("AEP_BRIDGE_BACKFILL__CONTRACTS_DIR", "/nonexistent/contracts", "backfill.contracts_dir"),
+        ("AEP_BRIDGE_BACKFILL__CUTOVER", "next tuesday", "backfill.cutover"),
+    ],
+)
+def test_a_bad_backfill_setting_is_a_configuration_problem_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+):
+    from config.loader import ConfigError
+
+    monkeypatch.setenv("AEP_BRIDGE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv(variable, value)
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    with pytest.raises(ConfigError) as info:
+        migrate(load_settings(), inputs=[folder])
+    assert key in str(info.value) and value in str(info.value)
+    assert not (tmp_path / "state" / "validated").exists()
