@@ -12,15 +12,16 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from backfill.cli._app import ConfigOption, app
-from backfill.contracts import ContractLoadError, load_contracts
-from backfill.validate import FileResult, RunResult, ValidateOptions, validate_files
+
+if TYPE_CHECKING:  # polars and the validator load only when `validate` runs (start-up time)
+    from backfill.validate import FileResult, RunResult
 
 __all__ = ["validate"]
 
@@ -132,6 +133,8 @@ def validate(
     config: ConfigOption = None,
 ) -> None:
     """Check CSV exports against their contracts; write valid rows, rejects and a report."""
+    from backfill.contracts import ContractLoadError, load_contracts
+    from backfill.validate import ValidateOptions, validate_files
     from config.cli_support import settings_or_exit
 
     settings = settings_or_exit(config)
