@@ -85,7 +85,7 @@ class MigrateResult:
     reconciliations: list[RunReconciliation] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    """What went wrong earlier and was put right in this run (e.g. a failed run retried)."""
+    """Worth knowing but not a problem: a failed run retried, an export given twice taken once."""
     seconds: float = 0.0
 
     @property
@@ -352,12 +352,20 @@ def _validate(
     todo: list[Path] = []
     hashes: dict[Path, str] = {}
     entries: dict[str, LedgerEntry] = {}
+    first_of: dict[str, Path] = {}
     for path in paths:
         try:
             sha = _sha256(path)
         except OSError as exc:  # one unreadable export must not stop the others
             result.problems.append(f"{path}: cannot read: {exc.strerror or exc}")
             continue
+        if sha in first_of:
+            # the ledger knows a file by its content: a second copy validated beside the first
+            # would see all its rows as duplicates of the first and replace its valid file
+            if path != first_of[sha]:
+                result.notes.append(f"{path}: same content as {first_of[sha]}: taken once")
+            continue
+        first_of[sha] = path
         hashes[path] = sha
         entry = ledger.get(sha)
         # the valid file is only needed until it is shipped: a shipped file is never

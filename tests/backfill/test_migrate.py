@@ -486,3 +486,18 @@ def test_a_bad_backfill_setting_is_a_configuration_problem_before_any_work(
         migrate(load_settings(), inputs=[folder])
     assert key in str(info.value) and value in str(info.value)
     assert not (tmp_path / "state" / "validated").exists()
+
+
+def test_two_exports_with_the_same_content_are_taken_once_and_nothing_is_lost(
+    settings: Settings, tmp_path: Path
+):
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    shutil.copy(folder / "customers_clean.csv", folder / "copy.csv")
+    # the folder and one of its files named again: three paths, one content
+    result = migrate(settings, inputs=[folder, folder / "customers_clean.csv"])
+    assert result.ok, result.problems
+    [rec] = result.reconciliations
+    rows = len((folder / "copy.csv").read_text().splitlines()) - 1
+    assert rec.rows_shipped == rec.input == rows  # shipped once, not zero, not twice
+    assert [f.path for f in result.files] == [str(folder / "copy.csv")]
+    assert any("customers_clean.csv" in n and "copy.csv" in n for n in result.notes)
