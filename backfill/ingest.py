@@ -115,7 +115,9 @@ def ensure_dataflow(
 
     Args:
         folder: the remote folder (as AEP sees it) the kind's files are shipped into.
-        compression: `gzip` when the files were compressed on the way.
+        compression: `gzip` when the files were compressed on the way; such files get a
+            source connection, target connection and flow of their own (`...<kind>.gzip`),
+            as a source connection reads one compression and a folder may hold both.
         recorded_mapping_id: the mapping set id a previous run recorded (mapping sets have no
             name; the description tag is the fallback).
         credential_changed: the pull credential differs from the one last sent (see
@@ -124,6 +126,8 @@ def ensure_dataflow(
     """
     kind = target.kind
     created: list[str] = []
+    # one source connection reads one compression: gzip files get their own chain from here
+    suffix = f".{compression}" if compression and compression != "none" else ""
 
     def note(what: str, result: Any) -> str:
         if result.created:
@@ -166,7 +170,7 @@ def ensure_dataflow(
     source_id = note(
         "source connection",
         client.flows.source_connections.ensure(
-            resource_name(prefix, f"sftp.{kind}"),
+            resource_name(prefix, f"sftp.{kind}{suffix}"),
             {
                 "baseConnectionId": base_id,
                 "connectionSpec": {"id": SFTP_SPEC, "version": "1.0"},
@@ -178,7 +182,7 @@ def ensure_dataflow(
     target_id = note(
         "target connection",
         client.flows.target_connections.ensure(
-            resource_name(prefix, f"lake.{kind}"),
+            resource_name(prefix, f"lake.{kind}{suffix}"),
             {
                 "connectionSpec": {"id": DATA_LAKE_SPEC, "version": "1.0"},
                 "data": {"format": "parquet_xdm", "schema": {"id": schema_id, "version": XED_FULL}},
@@ -197,7 +201,7 @@ def ensure_dataflow(
     flow_id = note(
         "flow",
         client.flows.flows.ensure(
-            resource_name(prefix, f"flow.{kind}"),
+            resource_name(prefix, f"flow.{kind}{suffix}"),
             {
                 "flowSpec": {"id": CLOUD_STORAGE_FLOW_SPEC, "version": "1.0"},
                 "sourceConnectionIds": [source_id],

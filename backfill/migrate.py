@@ -546,36 +546,44 @@ def _ingest(
             continue
         remote_root = landing.pull.folder_path if not is_embedded(settings.sftp) else None
         folder = f"{(remote_root or settings.sftp.remote_root).rstrip('/')}/{kind}"
-        compressions = {str(e.details.get("compression") or "none") for e in entries}
-        try:
-            credential = auth_fingerprint(landing.pull.auth())
-            flow = ensure_dataflow(
-                client,
-                prefix=prefix,
-                target=target_for(contract, mappings_dirs=mappings_dirs),
-                pull=landing.pull,
-                folder=folder,
-                compression="gzip" if compressions == {"gzip"} else None,
-                recorded_mapping_id=recorded_mapping.get(kind),
-                credential_changed=ledger.credential_sent(_PULL_CONNECTION) != credential,
-            )
-            ledger.record_credential_sent(_PULL_CONNECTION, credential)
-            result.dataflows[kind] = flow
-            say(f"running dataflow {flow.flow_id} for {kind} ({len(entries)} file(s))")
-            run = run_dataflow(
-                client,
-                flow,
-                known_run_ids=known_runs[kind],
-                timeout_s=timeout_s,
-                poll_s=poll_s,
-                window_start_s=_window_start(entries),
-            )
-        except (IngestError, AEPError, TargetError) as exc:  # this kind's; the others go on
-            for e in entries:
-                ledger.fail(e.sha256, Step.INGESTED, str(exc), input_path=e.input_path, kind=kind)
-            result.problems.append(f"{kind}: {exc}")
-            continue
-        _settle(client, ledger, kind, flow.flow_id, run, entries, result, retry=False)
+        # AEP reads one compression per source connection: plain and gzip files (sftp.gzip
+        # changed between runs) each go through their kind's flow for that compression
+        by_compression: dict[str, list[LedgerEntry]] = defaultdict(list)
+        for e in entries:
+            by_compression[str(e.details.get("compression") or "none")].append(e)
+        for compression, group in sorted(by_compression.items()):
+            key = kind if compression == "none" else f"{kind}.{compression}"
+            try:
+                credential = auth_fingerprint(landing.pull.auth())
+                flow = ensure_dataflow(
+                    client,
+                    prefix=prefix,
+                    target=target_for(contract, mappings_dirs=mappings_dirs),
+                    pull=landing.pull,
+                    folder=folder,
+                    compression=None if compression == "none" else compression,
+                    recorded_mapping_id=recorded_mapping.get(kind),
+                    credential_changed=ledger.credential_sent(_PULL_CONNECTION) != credential,
+                )
+                ledger.record_credential_sent(_PULL_CONNECTION, credential)
+                result.dataflows[key] = flow
+                say(f"running dataflow {flow.flow_id} for {key} ({len(group)} file(s))")
+                run = run_dataflow(
+                    client,
+                    flow,
+                    known_run_ids=known_runs[kind],
+                    timeout_s=timeout_s,
+                    poll_s=poll_s,
+                    window_start_s=_window_start(group),
+                )
+            except (IngestError, AEPError, TargetError) as exc:  # this group's; others go on
+                for e in group:
+                    ledger.fail(
+                        e.sha256, Step.INGESTED, str(exc), input_path=e.input_path, kind=kind
+                    )
+                result.problems.append(f"{key}: {exc}")
+                continue
+            _settle(client, ledger, kind, flow.flow_id, run, group, result, retry=False)
 
 
 _PULL_CONNECTION = "sftp"

@@ -501,3 +501,19 @@ def test_two_exports_with_the_same_content_are_taken_once_and_nothing_is_lost(
     assert rec.rows_shipped == rec.input == rows  # shipped once, not zero, not twice
     assert [f.path for f in result.files] == [str(folder / "copy.csv")]
     assert any("customers_clean.csv" in n and "copy.csv" in n for n in result.notes)
+
+
+def test_turning_gzip_on_between_runs_ingests_the_compressed_files_too(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    folder = _inputs(tmp_path, "stripe_payments/all_columns_clean.csv")
+    assert migrate(settings, inputs=[folder]).ok
+    text = (FIXTURES / "stripe_payments/all_columns_clean.csv").read_text()
+    (folder / "later.csv").write_text(text.replace("ch_", "ch_9").replace("pi_", "pi_9"))
+    monkeypatch.setenv("AEP_BRIDGE_SFTP__GZIP", "true")
+
+    second = migrate(load_settings(), inputs=[folder])
+    assert second.ok, second.problems
+    [rec] = second.reconciliations
+    assert rec.rows_shipped == rec.input > 0
+    assert "flow" in second.dataflows["stripe_payments.gzip"].created
