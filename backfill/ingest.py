@@ -167,18 +167,18 @@ def ensure_dataflow(
     if compression and compression != "none":
         properties["compressionType"] = compression
     pattern = "*.csv.gz" if compression == "gzip" else "*.csv"
-    source_id = note(
-        "source connection",
-        client.flows.source_connections.ensure(
-            resource_name(prefix, f"sftp.{kind}{suffix}"),
-            {
-                "baseConnectionId": base_id,
-                "connectionSpec": {"id": SFTP_SPEC, "version": "1.0"},
-                "data": {"format": "delimited", "properties": properties},
-                "params": {"path": f"{folder.rstrip('/')}/{pattern}", "type": "folder"},
-            },
-        ),
+    source_body: dict[str, Any] = {
+        "baseConnectionId": base_id,
+        "connectionSpec": {"id": SFTP_SPEC, "version": "1.0"},
+        "data": {"format": "delimited", "properties": properties},
+        "params": {"path": f"{folder.rstrip('/')}/{pattern}", "type": "folder"},
+    }
+    source = client.flows.source_connections.ensure(
+        resource_name(prefix, f"sftp.{kind}{suffix}"), source_body
     )
+    source_id = note("source connection", source)
+    if not source.created and _update_drifted_source(client, source_id, source_body):
+        created.append("source connection (path updated)")
     target_id = note(
         "target connection",
         client.flows.target_connections.ensure(
@@ -286,6 +286,31 @@ def _update_drifted_auth(
     client.flows.connections.patch(
         connection_id, current.etag, [patch("replace", "/auth/params", auth["params"])]
     )
+    return True
+
+
+def _update_drifted_source(
+    client: PlatformClient, connection_id: str, body: dict[str, Any]
+) -> bool:
+    """Bring an existing source connection's path and file properties up to date.
+
+    The landing folder follows `sftp.remote_root` / `aep_pull.folder_path`: when either
+    changes, a source connection still reading the old folder would fail every run (outside
+    the base connection's folderPath) or read nothing.
+
+    Returns:
+        True when the connection was patched.
+    """
+    current = client.flows.source_connections.get(connection_id)
+    ops = []
+    if (current.params or {}).get("path") != body["params"]["path"]:
+        ops.append(patch("replace", "/params/path", body["params"]["path"]))
+    if (current.data or {}).get("properties") != body["data"]["properties"]:
+        ops.append(patch("replace", "/data/properties", body["data"]["properties"]))
+    if not ops or current.etag is None:
+        return False
+    logger.info("source connection %s: updating %s", connection_id, [o["path"] for o in ops])
+    client.flows.source_connections.patch(connection_id, current.etag, ops)
     return True
 
 

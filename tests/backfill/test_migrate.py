@@ -84,20 +84,24 @@ def test_migration_reconciles_and_a_rerun_does_nothing_twice(settings: Settings,
 
 
 def test_new_file_of_a_known_kind_gets_an_ad_hoc_run_after_the_landing_zone_moved(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     folder = _inputs(tmp_path, "stripe_payments/all_columns_clean.csv")
     assert migrate(settings, inputs=[folder]).ok
     # a second export with other ids; the embedded SFTP server comes back on another port,
-    # so the base connection's auth params must be brought up to date before the run
+    # and the landing folder moved, so the base connection's auth params and the source
+    # connection's path must be brought up to date before the run
     text = (FIXTURES / "stripe_payments/all_columns_clean.csv").read_text()
     (folder / "later.csv").write_text(text.replace("ch_", "ch_9").replace("pi_", "pi_9"))
-    second = migrate(settings, inputs=[folder])
+    monkeypatch.setenv("AEP_BRIDGE_SFTP__REMOTE_ROOT", "/landing2")
+    second = migrate(load_settings(), inputs=[folder])
     assert second.ok, second.problems
     assert [r.rows_shipped for r in second.reconciliations] == [
         next(f.counts["shipped"] for f in second.files if f.path.endswith("later.csv"))
     ]
-    assert "base connection (auth updated)" in second.dataflows["stripe_payments"].created
+    created = second.dataflows["stripe_payments"].created
+    assert "base connection (auth updated)" in created
+    assert "source connection (path updated)" in created
     # an ad-hoc run of a file source names its window as well as its start (POST /runs)
     [ad_hoc] = [r["params"] for r in _runs(settings) if r["params"].get("windowStartTime")]
     assert ad_hoc["windowStartTime"] <= ad_hoc["windowEndTime"] == ad_hoc["startTime"]
