@@ -423,6 +423,7 @@ def test_json_output_stays_json_when_the_migration_stops_on_an_error(tmp_path: P
     env = {
         "AEP_BRIDGE_STATE_DIR": str(tmp_path / "state"),
         "AEP_BRIDGE_SFTP__PORT": "1",  # nothing listens: the landing zone is unreachable
+        "AEP_BRIDGE_SFTP__MAX_ATTEMPTS": "1",
         "AEP_BRIDGE_SFTP__KEY_PATH": str(key),
         "AEP_BRIDGE_SFTP__KNOWN_HOSTS": str(tmp_path / "known_hosts"),
         "PATH": "/usr/bin:/bin",
