@@ -14,7 +14,9 @@ masks it in a GET, so this is how a rotated credential is noticed.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Ledger", "LedgerEntry", "Step"]
+__all__ = ["Ledger", "LedgerEntry", "LedgerLocked", "Step"]
 
 SCHEMA_VERSION = 2
 
@@ -92,28 +94,60 @@ class LedgerEntry:
         return _ORDER[self.step] >= _ORDER[step]
 
 
-class Ledger:
-    """The migration ledger in `<state_dir>/ledger.sqlite`."""
+class LedgerLocked(Exception):
+    """Another migration holds the ledger: two at once would ship and run the same files."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(
+            f"another aep-migrate run (pid {holder or 'unknown'}) is using {path.parent}; "
+            "wait for it to finish, then run `aep-migrate run` again"
+        )
+        self.path = path
+        self.holder = holder
+
+
+class Ledger:
+    """The migration ledger in `<state_dir>/ledger.sqlite`.
+
+    Args:
+        path: the database file.
+        exclusive: hold `<path>.lock` (an `flock` the kernel drops when the process dies) for
+            as long as the ledger is open, so one migration at a time acts on a state directory.
+
+    Raises:
+        LedgerLocked: `exclusive` and another process holds the lock.
+    """
+
+    def __init__(self, path: Path, *, exclusive: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._lock_fd = _lock(path.with_name(path.name + ".lock")) if exclusive else None
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        except BaseException:
+            self._unlock()
+            raise
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._migrate()
         except BaseException:
-            self._db.close()
+            self.close()
             raise
 
     @classmethod
-    def in_state_dir(cls, state_dir: Path) -> Ledger:
-        """The ledger of a state directory."""
-        return cls(state_dir / "ledger.sqlite")
+    def in_state_dir(cls, state_dir: Path, *, exclusive: bool = False) -> Ledger:
+        """The ledger of a state directory (see `exclusive`)."""
+        return cls(state_dir / "ledger.sqlite", exclusive=exclusive)
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database and release the lock."""
         self._db.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
 
     def __enter__(self) -> Ledger:
         return self
@@ -278,6 +312,20 @@ class Ledger:
                 "updated_ms=excluded.updated_ms",
                 (key, sha256, int(time.time() * 1000)),
             )
+
+
+def _lock(path: Path) -> int:
+    """Take an exclusive, non-blocking `flock` on `path`; its descriptor holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise LedgerLocked(path, holder) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _entry(row: tuple[Any, ...]) -> LedgerEntry:

@@ -307,7 +307,7 @@ def migrate(
 def _open_ledger(state: Path) -> Ledger:
     """The state directory's ledger; an unusable state directory is a configuration problem."""
     try:
-        return Ledger.in_state_dir(state)
+        return Ledger.in_state_dir(state, exclusive=True)
     except OSError as exc:
         raise ConfigError(
             "state_dir",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -103,3 +104,15 @@ def test_a_version_1_ledger_migrates_forward_and_keeps_credential_fingerprints(t
         ledger.record_credential_sent("sftp", "f2")
     with Ledger.in_state_dir(tmp_path) as ledger:
         assert ledger.credential_sent("sftp") == "f2"
+
+
+def test_one_migration_at_a_time_per_state_dir(tmp_path):
+    from backfill.ledger import LedgerLocked
+
+    with Ledger.in_state_dir(tmp_path, exclusive=True):
+        with pytest.raises(LedgerLocked) as info:
+            Ledger.in_state_dir(tmp_path, exclusive=True)
+        assert str(os.getpid()) in str(info.value) and "aep-migrate" in str(info.value)
+        Ledger.in_state_dir(tmp_path).close()  # a reader is not kept out
+    with Ledger.in_state_dir(tmp_path, exclusive=True):  # released on close
+        pass
