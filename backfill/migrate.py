@@ -47,7 +47,6 @@ from backfill.ship import ConnectSpec, FileMeta, ShipOptions, ship
 from backfill.targets import SHIPPED_MAPPINGS, TargetError, target_for
 from backfill.validate import ValidateOptions, validate_files
 from backfill.validate.result import FileResult as ValidatedFile
-from config.dev_credentials import ensure_dev_pull_key
 from config.keys import pem_text
 from config.loader import ConfigError
 from config.settings import Settings
@@ -222,20 +221,16 @@ def _landing(settings: Settings) -> Iterator[_Landing]:
         yield _Landing(spec, _pull_from_settings(settings), settings.sftp.known_hosts)
         return
     state = Path(settings.state_dir)
-    pull_key = ensure_dev_pull_key(state)
-    # AEP (here the emulator) logs in with its own RSA key, as a real landing zone would let it:
-    # authorise that key before the server starts.
-    authorized = ensure_embedded_credentials(state).authorized_keys
-    if pull_key.public_key.split()[1] not in authorized.read_text():
-        with authorized.open("a") as out:
-            out.write(pull_key.public_key.strip() + "\n")
+    # AEP (here the emulator) logs in with its own RSA key, which the embedded server
+    # generates and authorises beside the uploader's, as a real landing zone would let it
+    pull_key = ensure_embedded_credentials(state).aep_pull_key
     with embedded_server(state, settings.sftp) as (_server, spec):
         pull = PullSource(
             host=spec.host,
             port=spec.port,
             username=spec.user,
             folder_path=settings.sftp.remote_root,
-            private_key_pem=pull_key.private_key_path.read_text(),
+            private_key_pem=pull_key.read_text(),
         )
         yield _Landing(spec, pull, spec.known_hosts)
 

@@ -3,9 +3,9 @@
 Embedded mode needs no secret from the user, yet the emulator still checks credentials and
 headers on every call: on first use a client id and secret are generated into
 `<state_dir>/credentials/dev-client.json` (mode 0600, directory 0700) and registered with the
-emulator; later runs reuse them. The same goes for AEP's SFTP pull key in embedded mode
-(`aep-pull-rsa.pem`, an RSA key in PEM form as AEP requires, and its `.pub` for authorized_keys).
-Files are created exclusively (`O_EXCL`), so two processes starting together agree on one set.
+emulator; later runs reuse them. (AEP's SFTP pull key in embedded mode belongs to the embedded
+SFTP server: `backfill.sftpd` generates and authorises it.) The file is created exclusively
+(`O_EXCL`), so two processes starting together agree on one set.
 """
 
 from __future__ import annotations
@@ -18,20 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
-__all__ = [
-    "CREDENTIALS_DIR",
-    "DevCredentials",
-    "DevPullKey",
-    "ensure_dev_credentials",
-    "ensure_dev_pull_key",
-]
+__all__ = ["CREDENTIALS_DIR", "DevCredentials", "ensure_dev_credentials"]
 
 CREDENTIALS_DIR = "credentials"
 CLIENT_FILE = "dev-client.json"
-PULL_KEY_FILE = "aep-pull-rsa.pem"
 
 logger = logging.getLogger("config.dev_credentials")
 
@@ -43,16 +33,6 @@ class DevCredentials:
     client_id: str
     client_secret: str = field(repr=False)
     path: Path
-
-
-@dataclass(frozen=True)
-class DevPullKey:
-    """The RSA key the embedded platform's SFTP pulls log in with."""
-
-    private_key_path: Path
-    public_key_path: Path
-    public_key: str
-    """OpenSSH one-line public key, for the SFTP server's authorized_keys."""
 
 
 def _credentials_dir(state_dir: Path) -> Path:
@@ -105,29 +85,3 @@ def ensure_dev_credentials(state_dir: Path) -> DevCredentials:
         raise ValueError(
             f"{path}: not a development credentials file; delete it to generate a new one"
         ) from None
-
-
-def ensure_dev_pull_key(state_dir: Path) -> DevPullKey:
-    """The state directory's RSA key (PEM) for AEP's SFTP pulls, generated on first use."""
-    directory = _credentials_dir(state_dir)
-    private_path = directory / PULL_KEY_FILE
-    public_path = directory / (PULL_KEY_FILE + ".pub")
-    if not private_path.exists():
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-        if _write_exclusive(private_path, pem):
-            logger.info("generated the development SFTP pull key in %s", private_path)
-    _tighten(private_path)
-    loaded = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
-    public = (
-        loaded.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode("ascii")
-    )
-    if not public_path.exists() or not public_path.read_text().startswith(public):
-        public_path.write_text(public + " aep-bridge-dev-pull\n", encoding="ascii")
-    return DevPullKey(private_path, public_path, public)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from config.dev_credentials import ensure_dev_credentials, ensure_dev_pull_key
-from config.keys import check_rsa_pem
+from config.dev_credentials import ensure_dev_credentials
 
 
 def _mode(path: Path) -> int:
@@ -43,14 +42,3 @@ def test_a_broken_file_is_named(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValueError, match=r"dev-client\.json"):
         ensure_dev_credentials(tmp_path)
-
-
-def test_the_pull_key_is_rsa_pem_and_reused(tmp_path: Path) -> None:
-    key = ensure_dev_pull_key(tmp_path)
-    pem = key.private_key_path.read_text()
-    assert pem.startswith("-----BEGIN RSA PRIVATE KEY-----")
-    check_rsa_pem(pem)
-    assert _mode(key.private_key_path) == 0o600
-    assert key.public_key.startswith("ssh-rsa ")
-    assert key.public_key_path.read_text().startswith(key.public_key)
-    assert ensure_dev_pull_key(tmp_path).public_key == key.public_key
