@@ -43,7 +43,7 @@ from backfill.ingest import (
 from backfill.ledger import Ledger, LedgerEntry, Step
 from backfill.reconcile import RunReconciliation, reconcile_run
 from backfill.sftpd import embedded_server, ensure_embedded_credentials, is_embedded
-from backfill.ship import ConnectSpec, FileMeta, ShipOptions, ship
+from backfill.ship import ConnectSpec, FileMeta, options_from_settings, ship
 from backfill.targets import SHIPPED_MAPPINGS, TargetError, target_for
 from backfill.validate import ValidateOptions, validate_files
 from backfill.validate.result import FileResult as ValidatedFile
@@ -452,13 +452,7 @@ def _ship(
             local,
             landing.spec,
             state_dir=Path(settings.state_dir),
-            options=ShipOptions(
-                remote_dir=remote_dir,
-                connections=s.connections,
-                verify=s.verify,
-                gzip=s.gzip,
-                max_attempts=s.max_attempts,
-            ),
+            options=options_from_settings(s, remote_dir=remote_dir),
             meta={
                 Path(e.details["valid_path"]): FileMeta(rows=e.counts.get("valid"), contract=kind)
                 for e in todo
