@@ -213,7 +213,6 @@ class Http:
                 url,
                 query=[],
                 body=urlencode(dict(form)).encode(),
-                body_json=None,
                 captured_body=self.redactor.form(form),
                 content_type="application/x-www-form-urlencoded",
                 headers=None,
@@ -334,7 +333,6 @@ class Http:
                 url,
                 query=query,
                 body=body,
-                body_json=body_json,
                 captured_body=captured,
                 content_type=content_type,
                 headers=headers,
@@ -381,7 +379,6 @@ class Http:
         *,
         query: list[tuple[str, Any]],
         body: bytes | None,
-        body_json: Any,
         captured_body: Any,
         content_type: str | None,
         headers: Mapping[str, str] | None,
@@ -389,7 +386,6 @@ class Http:
         platform: bool,
         timeout: float,
     ) -> httpx.Response:
-        del body_json  # the captured form is already redacted
         request = self._client.build_request(
             method,
             url,
