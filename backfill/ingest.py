@@ -335,12 +335,24 @@ def run_dataflow(
     Args:
         window_start_s: epoch seconds from which the files to read were shipped; an ad-hoc
             run of a file source needs its window (`windowStartTime`, `windowEndTime`) as well
-            as its `startTime` (aep-api.md §2, `POST /runs`).
+            as its `startTime` (aep-api.md §2, `POST /runs`), and a run created before it is
+            never taken for these files.
 
     Raises:
         IngestError: no new run finished within `timeout_s`.
     """
-    unseen = [r for r in client.flows.runs(flow.flow_id) if r.id not in known_run_ids]
+
+    def candidates() -> list[Run]:
+        # a run created before the files were shipped cannot have read them: one another
+        # state directory (another machine, a lost ledger) started is never taken for them
+        since_ms = window_start_s * 1000
+        return [
+            r
+            for r in client.flows.runs(flow.flow_id)
+            if r.id not in known_run_ids and (r.createdAt is None or r.createdAt >= since_ms)
+        ]
+
+    unseen = candidates()
     if "flow" not in flow.created and not unseen:
         now = int(time.time())
         started = client.flows.create_run(
@@ -353,7 +365,7 @@ def run_dataflow(
         logger.info("flow %s: taking up run %s", flow.flow_id, unseen[-1].id)
     deadline = time.monotonic() + timeout_s
     while True:
-        fresh = [r for r in client.flows.runs(flow.flow_id) if r.id not in known_run_ids]
+        fresh = candidates()
         done = [r for r in fresh if _finished(r)]
         if done:
             return done[-1]  # runs are listed newest first: settle the oldest unseen first

@@ -522,3 +522,26 @@ def test_turning_gzip_on_between_runs_ingests_the_compressed_files_too(
     [rec] = second.reconciliations
     assert rec.rows_shipped == rec.input > 0
     assert "flow" in second.dataflows["stripe_payments.gzip"].created
+
+
+def test_a_run_older_than_the_files_is_never_taken_for_them(settings: Settings, tmp_path: Path):
+    # another state directory (another machine, or a lost ledger) migrated this kind before:
+    # the flow exists and has a finished run that nobody here recorded
+    first = _inputs(tmp_path, "stripe_payments/all_columns_clean.csv")
+    assert migrate(settings, inputs=[first]).ok
+    (Path(settings.state_dir) / "ledger.sqlite").unlink()
+    db = sqlite3.connect(Path(settings.state_dir) / "emulator" / "emulator.sqlite3")
+    with db:  # that run was an hour ago
+        for rid, body in db.execute("SELECT id, body FROM resources WHERE kind='runs'"):
+            run = json.loads(body)
+            run["createdAt"] -= 3_600_000
+            db.execute("UPDATE resources SET body=? WHERE id=?", (json.dumps(run), rid))
+    db.close()
+    later = tmp_path / "later"
+    later.mkdir()
+    text = (FIXTURES / "stripe_payments/all_columns_clean.csv").read_text()
+    (later / "later.csv").write_text(text.replace("ch_", "ch_9").replace("pi_", "pi_9"))
+
+    second = migrate(settings, inputs=[later])
+    assert second.ok, second.problems
+    assert len(_runs(settings)) == 2  # a run of its own, not the old one with as many rows
