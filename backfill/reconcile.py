@@ -1,7 +1,8 @@
 """Reconcile: do the counts add up from the CSV export to the records AEP wrote?
 
-Three equalities, each checked and reported with both sides:
-- per file: rows read = valid + rejected + excluded (the validator asserts it too);
+Per file, rows read = valid + rejected + excluded is the validator's to hold (it raises
+`InvariantError` otherwise, so no file gets this far without it). Here, each checked and
+reported with both sides:
 - per kind and run: rows shipped = the run's `inputRecordCount`, and
   input = `outputRecordCount` + `failedRecordCount`;
 - per run: the Catalog batches it promoted agree with it: sum of `recordCount` = output and
