@@ -252,7 +252,9 @@ def migrate(
         Per file its step and counts, the dataflows, one reconciliation per run, problems.
 
     Raises:
-        ConfigError: the platform configuration is unusable (checked before any work).
+        ConfigError: the platform configuration, the state directory, `backfill.contracts_dir`
+            or `backfill.cutover` is unusable (each checked before any work).
+        LedgerLocked: another migration is using the state directory.
     """
     check_platform(settings)
     started = time.monotonic()
