@@ -43,7 +43,7 @@ from backfill.ingest import (
 from backfill.ledger import Ledger, LedgerEntry, Step
 from backfill.reconcile import RunReconciliation, reconcile_run
 from backfill.sftpd import embedded_server, ensure_embedded_credentials, is_embedded
-from backfill.ship import ConnectSpec, FileMeta, options_from_settings, ship
+from backfill.ship import ConnectSpec, FileMeta, ShipError, options_from_settings, ship
 from backfill.targets import SHIPPED_MAPPINGS, TargetError, target_for
 from backfill.validate import ValidateOptions, validate_files
 from backfill.validate.result import FileResult as ValidatedFile
@@ -252,8 +252,9 @@ def migrate(
         Per file its step and counts, the dataflows, one reconciliation per run, problems.
 
     Raises:
-        ConfigError: the platform configuration, the state directory, `backfill.contracts_dir`
-            or `backfill.cutover` is unusable (each checked before any work).
+        ConfigError: the platform configuration, the landing zone, the state directory,
+            `backfill.contracts_dir` or `backfill.cutover` is unusable (each checked before
+            any work).
         LedgerLocked: another migration is using the state directory.
     """
     check_platform(settings)
@@ -269,6 +270,7 @@ def migrate(
     if not paths:
         result.problems.append(f"no CSV files in {', '.join(str(p) for p in roots)}")
         return result
+    _check_landing(settings)
     contracts = _contracts(settings)
     cutover = _cutover(settings)
     state = Path(settings.state_dir)
@@ -314,6 +316,32 @@ def _open_ledger(state: Path) -> Ledger:
         raise ConfigError(
             "state_dir", [f"state_dir: {state / 'ledger.sqlite'} is not a usable ledger: {exc}"]
         ) from None
+
+
+def _check_landing(settings: Settings) -> None:
+    """Refuse, before any work, a configured landing zone that cannot be used.
+
+    The uploader's side is checked as shipping would check it; AEP's side needs a credential
+    of its own (the embedded server makes one).
+    """
+    if is_embedded(settings.sftp):
+        return
+    problems: list[str] = []
+    try:
+        ConnectSpec.from_settings(settings.sftp)
+    except ShipError as exc:
+        problems.append(str(exc))
+    p = settings.aep_pull
+    if not (p.password and p.password.get_secret_value()) and not (
+        p.private_key and p.private_key.get_secret_value()
+    ):
+        problems.append(
+            "aep_pull.password / aep_pull.private_key: AEP logs in to the landing zone with a "
+            "credential of its own; set AEP_BRIDGE_AEP_PULL__PASSWORD or "
+            "AEP_BRIDGE_AEP_PULL__PRIVATE_KEY (an RSA key in PEM form)"
+        )
+    if problems:
+        raise ConfigError("sftp / aep_pull", problems)
 
 
 def _contracts(settings: Settings) -> dict[str, Contract]:

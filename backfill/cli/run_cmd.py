@@ -106,6 +106,8 @@ def run_command(
     try:
         result = migrate(settings, inputs=paths or None, notify=notify)
     except ConfigError as exc:
+        if json_out:
+            _out.print_json(json.dumps({"ok": False, "error": str(exc)}))
         _err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(CONFIG_EXIT_CODE) from None
     except Exception as exc:  # the command never ends in a traceback

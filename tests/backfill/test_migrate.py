@@ -424,6 +424,7 @@ def test_json_output_stays_json_when_the_migration_stops_on_an_error(tmp_path: P
         "AEP_BRIDGE_STATE_DIR": str(tmp_path / "state"),
         "AEP_BRIDGE_SFTP__PORT": "1",  # nothing listens: the landing zone is unreachable
         "AEP_BRIDGE_SFTP__MAX_ATTEMPTS": "1",
+        "AEP_BRIDGE_AEP_PULL__PASSWORD": "pull-Pa55word",
         "AEP_BRIDGE_SFTP__KEY_PATH": str(key),
         "AEP_BRIDGE_SFTP__KNOWN_HOSTS": str(tmp_path / "known_hosts"),
         "PATH": "/usr/bin:/bin",
@@ -434,6 +435,7 @@ def test_json_output_stays_json_when_the_migration_stops_on_an_error(tmp_path: P
     answer = json.loads(done.stdout)
     assert answer["ok"] is False and "cannot connect" in answer["error"]
     assert "Traceback" not in done.stderr
+    assert "pull-Pa55word" not in done.stdout + done.stderr
 
 
 def test_a_recorded_run_platform_cannot_find_is_a_problem_not_an_abort(
@@ -545,3 +547,19 @@ def test_a_run_older_than_the_files_is_never_taken_for_them(settings: Settings, 
     second = migrate(settings, inputs=[later])
     assert second.ok, second.problems
     assert len(_runs(settings)) == 2  # a run of its own, not the old one with as many rows
+
+
+def test_a_real_landing_zone_without_aep_s_pull_credential_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from config.loader import ConfigError
+
+    monkeypatch.setenv("AEP_BRIDGE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("AEP_BRIDGE_SFTP__PORT", "2222")  # a configured server, not embedded
+    folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+    with pytest.raises(ConfigError) as info:
+        migrate(load_settings(), inputs=[folder])
+    text = str(info.value)  # every problem at once
+    assert "AEP_BRIDGE_AEP_PULL__PASSWORD" in text and "AEP_BRIDGE_AEP_PULL__PRIVATE_KEY" in text
+    assert "sftp.known_hosts" in text
+    assert not (tmp_path / "state" / "validated").exists()
