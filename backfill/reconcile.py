@@ -72,6 +72,8 @@ def reconcile_run(
     if rec.status.lower() != "success":
         reasons = "; ".join(run.error_messages) or "no reason given"
         rec.problems.append(f"run {run.id} ended {rec.status}: {reasons}")
+        if not rec.input and not rec.output and not any(b.recordCount for b in batches):
+            return rec  # it read nothing: its counts say nothing about the files
     if rec.input is None or rec.output is None or rec.failed is None:
         rec.problems.append(f"run {run.id} has no complete recordSummary")
         return rec

@@ -65,3 +65,15 @@ def test_a_run_that_wrote_records_is_never_run_again_whatever_its_status(tmp_pat
     assert after is not None and after.reached(Step.INGESTED)
     assert after.failed_step is Step.RECONCILED and "partialSuccess" in (after.reason or "")
     assert any("partialSuccess" in p for p in result.problems)
+
+
+def test_a_run_that_failed_before_reading_is_reported_once_not_as_a_count_mismatch() -> None:
+    run = _run(
+        "failed",
+        [{"code": "CONNECTOR-1001-500", "message": "host key unknown"}],
+        inputRecordCount=0,
+        outputRecordCount=0,
+        failedRecordCount=0,
+    )
+    rec = reconcile_run("k", "f", run, [], rows_shipped=3)
+    assert rec.problems == ["run r1 ended failed: CONNECTOR-1001-500 host key unknown"]
