@@ -8,6 +8,7 @@ environment only; `config.loader` refuses them in a TOML file.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -186,7 +187,23 @@ class BackfillSettings(_Section):
     contracts_dir: Path | None = None
     """Extra contract files that add to or override the shipped ones (by kind)."""
     cutover: str | None = None
-    """ISO 8601 instant: rows created at or after it are left to the live sync (excluded)."""
+    """ISO 8601 instant with a zone: rows created at or after it are left to the live sync
+    (excluded)."""
+
+    @field_validator("cutover")
+    @classmethod
+    def _cutover_is_an_instant(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an ISO 8601 instant (e.g. 2024-07-01T00:00:00Z)"
+            ) from None
+        if instant.tzinfo is None:
+            raise ValueError(f"{value!r} needs a time zone (e.g. 2024-07-01T00:00:00Z)")
+        return value
 
 
 class FlowsSettings(_Section):

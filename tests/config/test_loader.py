@@ -284,3 +284,19 @@ def test_an_unparsable_environment_value_is_a_problem_naming_the_variable(
         load_settings(path)
     # the bad value is in the environment, not in the file the message names
     assert "sftp.port" in str(info.value) and "AEP_BRIDGE_SFTP__PORT" in str(info.value)
+
+
+def test_a_cutover_that_is_not_an_instant_is_a_configuration_problem(tmp_path):
+    from config.loader import ConfigError, load_settings
+
+    for bad, why in (
+        ("last tuesday", "not an ISO 8601 instant"),
+        ("2024-07-01T00:00:00", "time zone"),
+    ):
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[backfill]\ncutover = "{bad}"\n')
+        with pytest.raises(ConfigError) as err:
+            load_settings(cfg)
+        assert any(p.startswith("backfill.cutover") and why in p for p in err.value.problems)
+    cfg.write_text('[backfill]\ncutover = "2024-07-01T00:00:00Z"\n')
+    assert load_settings(cfg).backfill.cutover == "2024-07-01T00:00:00Z"
