@@ -89,10 +89,13 @@ def serve(
             typer.echo(f"error: --client {client} needs its secret in ${SECRET_ENV}", err=True)
             raise typer.Exit(2)
         clients = {client: secret}
-    for label, path in (("--known-hosts", known_hosts), ("--stripe-fixtures", stripe_fixtures)):
-        if path is not None and not path.exists():
-            typer.echo(f"error: {label} {path} does not exist", err=True)
-            raise typer.Exit(2)
+    if stripe_fixtures is not None and not stripe_fixtures.exists():
+        typer.echo(f"error: --stripe-fixtures {stripe_fixtures} does not exist", err=True)
+        raise typer.Exit(2)
+    if known_hosts is not None and not known_hosts.exists():
+        # read at every pull, so it may be written later (aep-migrate writes the embedded SFTP
+        # server's entry when that server starts); until then pulls fail naming the file
+        typer.echo(f"aep-emulator: {known_hosts} does not exist yet; SFTP pulls need it", err=True)
     config = EmulatorConfig(
         state_dir=state,
         clients=clients,

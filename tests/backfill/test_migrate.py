@@ -563,3 +563,58 @@ def test_a_real_landing_zone_without_aep_s_pull_credential_is_refused_before_any
     assert "AEP_BRIDGE_AEP_PULL__PASSWORD" in text and "AEP_BRIDGE_AEP_PULL__PRIVATE_KEY" in text
     assert "sftp.known_hosts" in text
     assert not (tmp_path / "state" / "validated").exists()
+
+
+def test_migrating_against_a_served_emulator_with_the_embedded_sftp_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """http mode: `aep-emulator serve` started first, with a known_hosts file that the embedded
+    SFTP server writes only when the migration starts it."""
+    import socket
+    import time
+
+    import httpx
+
+    state = tmp_path / "state"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    known_hosts = state / "sftp-keys" / "known_hosts"
+    serve = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("aep-emulator")),
+            "serve",
+            "--port",
+            str(port),
+            "--state",
+            str(tmp_path / "emu"),
+            "--known-hosts",
+            str(known_hosts),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.post(url + "/ims/token/v3", timeout=1)
+                break
+            except httpx.TransportError:
+                assert serve.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        monkeypatch.setenv("AEP_BRIDGE_STATE_DIR", str(state))
+        monkeypatch.setenv("AEP_BRIDGE_PLATFORM__MODE", "http")
+        for key in ("GATEWAY_URL", "IMS_URL", "INLET_URL"):
+            monkeypatch.setenv(f"AEP_BRIDGE_PLATFORM__{key}", url)
+        monkeypatch.setenv("AEP_BRIDGE_SMOKE__TIMEOUT_S", "60")
+        folder = _inputs(tmp_path, "capillary_customers/customers_clean.csv")
+        result = migrate(load_settings(), inputs=[folder])
+        assert result.ok, result.problems
+        assert [r.status for r in result.reconciliations] == ["success"]
+    finally:
+        serve.terminate()
+        out, _ = serve.communicate(timeout=30)
+    assert serve.returncode == 0, out
+    assert b"does not exist yet" in out
