@@ -17,7 +17,7 @@ from typing import Any
 
 from aep import errors
 from aep.client import PlatformClient
-from aep.flows import Flow
+from aep.flows import Flow, Run
 from aep.names import resource_name
 from sync.desired import DesiredState
 from sync.history import History, RunRow
@@ -86,12 +86,8 @@ def find_flow(
     return client.flows.flows.find_by_name(resource_name(desired.prefix, f"{key}.flow"))
 
 
-def _run_message(run: Any) -> str:
-    summary = (run.metrics or {}).get("statusSummary") or {}
-    errs = summary.get("errors") or []
-    text = "; ".join(
-        f"{e.get('code', '')} {e.get('message', '')}".strip() for e in errs if isinstance(e, dict)
-    )
+def _run_message(run: Run) -> str:
+    text = "; ".join(run.error_messages)  # the run's own errors, then its activities'
     counts = run.record_summary
     return (
         f"run {run.id} {run.status}: {text or 'no error detail'} "
