@@ -263,7 +263,19 @@ def _key(contract: Contract) -> pl.Expr:
 
 def _duplicates(files: list[_Prepared]) -> tuple[pl.Series, dict[str, pl.Series]]:
     """The duplicates pass: identities seen more than once, and unique values shared by two
-    identities, over all files of one kind. Only these (few) values are collected."""
+    identities, over all files of one kind. Only these (few) values are collected.
+
+    Identities are grouped by their 64-bit hash, not their text, so the group table stays small
+    (8 bytes a row) whatever the width of the ids: the identities come back as hashes. A hash
+    shared by two different identities only sends those rows to the pending set, whose exact
+    resolution (`_resolve_duplicates`, on the text) keeps a row whose identity is single. For
+    unique values, the hashes seen more than once are only candidates: the values and identities
+    of those rows are then compared as text in a second, filtered read (only when there is a
+    candidate), because a unique rule rejects rows by itself.
+
+    Returns:
+        (identity hashes seen more than once, unique-rule id -> values shared by two identities).
+    """
     contract = files[0].contract
     lowered = [pl.col(n).str.to_lowercase().alias(f"__l_{n}") for n in lowered_columns(contract)]
     frames = pl.concat(
@@ -278,33 +290,66 @@ def _duplicates(files: list[_Prepared]) -> tuple[pl.Series, dict[str, pl.Series]
         ]
     )
     queries = [
-        frames.select("__key")
-        .filter(pl.col("__key").is_not_null())
-        .group_by("__key")
+        frames.filter(pl.col("__key").is_not_null())
+        .select(__h=_key_hash())
+        .group_by("__h")
         .len()
         .filter(pl.col("len") > 1)
-        .select("__key")
+        .select("__h")
     ]
     for i, _ in enumerate(contract.unique):
         u = f"__u{i}"
         queries.append(
-            frames.select(u, "__key")
-            .filter(pl.col(u).is_not_null())
-            .group_by(u)
-            .agg(pl.col("__key").n_unique().alias("n"))
-            .filter(pl.col("n") > 1)
-            .select(u)
+            frames.filter(pl.col(u).is_not_null())
+            .select(__uh=_value_hash(pl.col(u)))
+            .group_by("__uh")
+            .len()
+            .filter(pl.col("len") > 1)
+            .select("__uh")
         )
     out = pl.collect_all(queries, engine="streaming")
-    keys = out[0]["__key"]
-    values = {u.id: out[i + 1][f"__u{i}"] for i, u in enumerate(contract.unique)}
+    keys = out[0]["__h"]
+    values: dict[str, pl.Series] = {}
+    exact = []
+    for i, u in enumerate(contract.unique):
+        shared = out[i + 1]["__uh"]
+        values[u.id] = pl.Series(f"__u{i}", [], pl.String)
+        if shared.len():
+            col = pl.col(f"__u{i}")
+            exact.append(
+                (
+                    u.id,
+                    frames.filter(_value_hash(col).is_in(shared.implode()))
+                    .group_by(col)
+                    .agg(pl.col("__key").n_unique().alias("n"))
+                    .filter(pl.col("n") > 1)
+                    .select(col),
+                )
+            )
+    if exact:
+        got = pl.collect_all([q for _, q in exact], engine="streaming")
+        for (uid, _), df in zip(exact, got, strict=True):
+            values[uid] = df.to_series()
     return keys, values
+
+
+def _key_hash() -> pl.Expr:
+    """The 64-bit hash of `__key` the duplicates pass and the main pass both use."""
+    return _value_hash(pl.col("__key"))
+
+
+def _value_hash(e: pl.Expr) -> pl.Expr:
+    """The 64-bit hash the duplicates pass groups values by (same seed in every pass)."""
+    return e.hash(seed=0)
 
 
 def _main_pass(
     p: _Prepared, dup_keys: pl.Series, dup_values: dict[str, pl.Series], cutover: datetime | None
 ) -> None:
     """Evaluate every rule in one streaming query and write valid/rejected/excluded/pending rows.
+
+    `dup_keys` are the hashes of identities seen more than once (from `_duplicates`): rows with
+    such an identity go to the pending set, resolved exactly afterwards.
 
     Per row only booleans and the index of the first failed error rule are computed; the rule
     name, column and value text are built after filtering, on rejected rows only.
@@ -351,7 +396,7 @@ def _main_pass(
         .then(pl.lit("excluded"))
         .when(pl.col("__bad"))
         .then(pl.lit("rejected"))
-        .when(pl.col("__key").is_in(dup_keys.implode()))
+        .when(_key_hash().is_in(dup_keys.implode()))
         .then(pl.lit("pending"))
         .otherwise(pl.lit("valid"))
     )
@@ -396,9 +441,10 @@ def _main_pass(
     ]
     queries: list[pl.LazyFrame] = [
         lf.filter(o == "valid").select(out_cols + passthrough).sink_csv(valid_path, lazy=True),
-        rejects.sink_parquet(p.work / "rejects.parquet", lazy=True),
+        rejects.with_columns(_owned()).sink_parquet(p.work / "rejects.parquet", lazy=True),
         lf.filter(o == "excluded")
         .select("__rec", "__excl", "__key")
+        .with_columns(_owned())
         .sink_parquet(p.work / "excluded.parquet", lazy=True),
         lf.filter(o == "pending")
         .select(
@@ -409,6 +455,7 @@ def _main_pass(
             *out_cols,
             *passthrough,
         )
+        .with_columns(_owned())
         .sink_parquet(p.work / "pending.parquet", lazy=True),
         lf.group_by("__outcome").len(),
     ]
@@ -427,6 +474,7 @@ def _main_pass(
             .select("__rec", __w=pl.concat_list(items).list.drop_nulls())
             .explode("__w")
             .unnest("__w")
+            .with_columns(_owned())
             .sink_parquet(p.work / "warnings.parquet", lazy=True)
         )
         queries.append(lf.filter(ok).select([hit(w).sum() for w in warnings]))
@@ -438,6 +486,17 @@ def _main_pass(
         for w, n in zip(warnings, sums, strict=True):
             if n:
                 p.warn_counts[w.rule] = p.warn_counts.get(w.rule, 0) + int(n)
+
+
+def _owned() -> pl.Expr:
+    """Copy every text column of a frame into buffers of its own.
+
+    A filtered polars string column still points into the buffers of the rows it came from.
+    A sink that gets a few rows from all over the file (rejects, pending duplicates) buffers
+    them before writing, and so kept every buffer those rows point into: memory grew with the
+    file (0.4 GB more at 1 GB). Copying the few rows' text releases them.
+    """
+    return pl.col(pl.String) + pl.lit("")
 
 
 def _resolve_duplicates(files: list[_Prepared]) -> None:
