@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from aep.auth import IMSAuth
 from aep.capture import CaptureBuffer
 from aep.catalog import Catalog
+from aep.dataaccess import DataAccess
 from aep.flows import FlowService
 from aep.http import Http, HttpConfig, RetryPolicy
 from aep.mappings import DataPrep
@@ -107,6 +108,7 @@ class PlatformClient:
         self.mappings = DataPrep(self.http)
         self.streaming = Streaming(self.http)
         self.profiles = Profiles(self.http)
+        self.data_access = DataAccess(self.http)
 
     def __repr__(self) -> str:
         p = self.settings.platform

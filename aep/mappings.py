@@ -88,6 +88,20 @@ class DataPrep(Service):
 
     base = BASE
 
+    def put_mapping_set(self, mapping_set_id: str, tag: str, body: dict[str, Any]) -> MappingSet:
+        """`PUT /mappingSets/{id}`: the set's mappings become `body`'s, as a new version.
+
+        The lookup tag is kept in the first mapping's description (`with_tag`), so the set is
+        still found after the update. Sent once: a second PUT would make another version.
+        """
+        response = self.http.request(
+            "PUT", self.url(f"/mappingSets/{mapping_set_id}"), json=with_tag(body, tag)
+        )
+        data = self.http.json(response)
+        if isinstance(data, dict) and "id" in data and "version" in data:
+            return self._parse(response, MappingSet, data)
+        return self.get_mapping_set(mapping_set_id)
+
     def create_mapping_set(self, body: dict[str, Any]) -> MappingSet:
         """`POST /mappingSets` (answered 200 with `{id, version, ...}`). Sent once."""
         response = self.http.request("POST", self.url("/mappingSets"), json=body)

@@ -34,10 +34,39 @@ class Schema(Model):
     version: str | None = None
 
 
+ACCEPT_DESCRIPTORS = "application/vnd.adobe.xdm+json"
+"""The descriptor list as objects (the `xdm-link`/`xdm-id` forms give only their paths)."""
+
+
 class SchemaRegistry(Service):
     """Schema Registry API (`/data/foundation/schemaregistry`)."""
 
     base = BASE
+
+    def identity_descriptors(self, schema_id: str) -> list[dict[str, Any]]:
+        """The identity descriptors whose source schema is `schema_id`.
+
+        `GET /tenant/descriptors` answers, depending on `Accept`, either a list of descriptor
+        objects or an object grouping them by `@type`; both are read.
+        """
+        response = self.http.request(
+            "GET", self.url("/tenant/descriptors"), headers={"Accept": ACCEPT_DESCRIPTORS}
+        )
+        body = self.http.json(response)
+        items: list[Any]
+        if isinstance(body, list):
+            items = body
+        elif isinstance(body, dict):
+            items = [d for group in body.values() if isinstance(group, list) for d in group]
+        else:
+            raise self.http.format_error(response, "a list of descriptors was expected")
+        return [
+            d
+            for d in items
+            if isinstance(d, dict)
+            and d.get("@type") == "xdm:descriptorIdentity"
+            and d.get("xdm:sourceSchema") == schema_id
+        ]
 
     def tenant_id(self) -> str:
         """The org's tenant id (`GET /stats` → `tenantId`)."""

@@ -37,7 +37,6 @@ from aep.names import description_tag, resource_name
 from sync.changes import NEW, Action, Change, FieldChange, Plan, diff, merged, project
 from sync.desired import DATA_LAKE_SPEC, XED_FULL, DesiredState, FlowDecl
 from sync.history import History
-from sync.platform_extras import identity_descriptors, put_mapping_set
 
 __all__ = [
     "Action",
@@ -254,7 +253,7 @@ class Reconciler:
         name = f"{path} ({namespace})"
 
         def find() -> str | None:
-            for d in identity_descriptors(self.client, schema_id):
+            for d in self.client.schemas.identity_descriptors(schema_id):
                 if d.get("xdm:sourceProperty") == path and d.get("xdm:isPrimary", True):
                     return str(d.get("@id") or path)
             return None
@@ -582,7 +581,7 @@ class Reconciler:
         if fields and not self.act:
             return found, None  # the flow will move to the version the update makes
         if fields:
-            updated = put_mapping_set(self.client, found, tag, body)
+            updated = self.client.mappings.put_mapping_set(found, tag, body)
             return found, updated.version or 0
         return found, current.version or 0
 

@@ -31,7 +31,6 @@ from aep.capture import SupportBundle
 from aep.client import PlatformClient
 from sync.desired import DesiredState, FlowDecl
 from sync.history import History
-from sync.platform_extras import batch_texts
 from sync.watch import find_flow
 
 __all__ = ["Kind", "SmokeConfigError", "SmokeResult", "build_record", "send_smoke"]
@@ -253,9 +252,9 @@ def _in_new_batches(
         if (batch.status or "").lower() not in ("success", "failed", "active"):
             continue  # still loading: look again next poll
         checked.add(batch.id)
-        if any(token in text for text in batch_texts(client, batch.id)):
+        if any(token in text for text in client.data_access.batch_texts(batch.id)):
             return f"batch {batch.id}"
-        for text in batch_texts(client, batch.id, failed=True):
+        for text in client.data_access.batch_texts(batch.id, failed=True):
             for line in text.splitlines():
                 if token in line:
                     try:

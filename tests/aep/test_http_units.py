@@ -348,3 +348,28 @@ def test_a_next_link_to_another_host_is_followed_on_the_gateway_only() -> None:
     flows = FlowService(make(handler))
     assert [f.id for f in flows.flows.list()] == ["a", "b"]
     assert hosts == ["platform.test", "platform.test"]  # the token never left for elsewhere
+
+
+def test_data_access_downloads_a_batch_on_the_gateway_only() -> None:
+    from aep.dataaccess import DataAccess
+
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/ims/token/v3":
+            return httpx.Response(200, json={"access_token": "T", "expires_in": 86399})
+        hosts.append(request.url.host)
+        path = request.url.path
+        if path.endswith("/batches/b1/files"):
+            link = "https://elsewhere.test/data/foundation/export/files/f1"
+            return httpx.Response(200, json={"data": [{"_links": {"self": {"href": link}}}]})
+        if path.endswith("/files/f1") and "path" not in request.url.query.decode():
+            link = "/files/f1?path=part-00000.json"
+            return httpx.Response(200, json={"data": [{"_links": {"self": {"href": link}}}]})
+        if path.endswith("/files/f1"):
+            return httpx.Response(200, text='{"id": 1}\n')
+        return httpx.Response(404, json={"title": "not found"})
+
+    access = DataAccess(make(handler))
+    assert access.batch_texts("b1") == ['{"id": 1}\n']
+    assert hosts == ["platform.test"] * 3  # a link naming another host never gets the token
