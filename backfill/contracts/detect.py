@@ -109,14 +109,16 @@ def detect(
         best = max(matches, key=lambda m: (m.score - len(m.missing_required) * 2, m.score))
         raise DetectionError(
             f"no contract fits the header; closest is {best.contract.kind} ({best.reason()}); "
-            "pass --kind to choose one"
+            "choose one with `aep-migrate validate --kind K`, or add the header's names as "
+            "aliases of that contract (backfill.contracts_dir)"
         )
     # Prefer the contract that explains the largest share of the header, then the most columns.
     fits.sort(key=lambda m: (m.score / max(len(header), 1), m.score), reverse=True)
     top = fits[0]
     if len(fits) > 1 and (fits[1].score, len(fits[1].unknown)) == (top.score, len(top.unknown)):
         raise DetectionError(
-            f"header fits {top.contract.kind} and {fits[1].contract.kind} equally; pass --kind"
+            f"header fits {top.contract.kind} and {fits[1].contract.kind} equally; choose one "
+            "with `aep-migrate validate --kind K`"
         )
     why = f"detected from the header: {top.reason()}"
     if len(fits) > 1:
