@@ -3,9 +3,10 @@
 Per export kind, the chain of Adobe's SFTP source tutorial, each resource created only when it
 cannot be found by its deterministic name (after an ambiguous failure too, see `aep.lookup`):
 tenant schema -> dataset -> SFTP base connection (AEP's own credential, as AEP reaches the
-landing zone) -> source connection (the kind's folder, delimited) -> data lake target
-connection -> mapping set -> flow (CloudStorageToAEP, frequency `once`). A `once` flow runs when
-created; files shipped later are picked up by an ad-hoc run (`POST /runs`).
+landing zone) -> source connection (the kind's folder, delimited; JSON lines for bills with
+their line items nested) -> data lake target connection -> mapping set -> flow
+(CloudStorageToAEP, frequency `once`). A `once` flow runs when created; files shipped later are
+picked up by an ad-hoc run (`POST /runs`).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def ensure_dataflow(
     compression: str | None = None,
     recorded_mapping_id: str | None = None,
     credential_changed: bool = False,
+    file_format: str = "delimited",
 ) -> Dataflow:
     """Make the kind's SFTP dataflow exist (find each resource by name, create what is missing).
 
@@ -123,11 +125,18 @@ def ensure_dataflow(
         credential_changed: the pull credential differs from the one last sent (see
             `auth_fingerprint`): an existing base connection gets it, as AEP masks the
             credential in a GET and cannot show the difference.
+        file_format: `delimited` (`*.csv`) or `json` (JSON lines, `*.jsonl`: bills with
+            their line items nested, see `backfill.nest`); JSON files get a source
+            connection, target connection, mapping set and flow of their own
+            (`...<kind>.jsonl`), so a kind's CSV flow keeps reading its CSV files.
     """
     kind = target.kind
     created: list[str] = []
     # one source connection reads one compression: gzip files get their own chain from here
-    suffix = f".{compression}" if compression and compression != "none" else ""
+    json_lines = file_format == "json"
+    suffix = (".jsonl" if json_lines else "") + (
+        f".{compression}" if compression and compression != "none" else ""
+    )
 
     def note(what: str, result: Any) -> str:
         if result.created:
@@ -163,14 +172,16 @@ def ensure_dataflow(
         client, base_id, auth, credential_changed=credential_changed
     ):
         created.append("base connection (auth updated)")
-    properties: dict[str, Any] = {"columnDelimiter": ",", "encoding": "UTF-8"}
+    properties: dict[str, Any] = {"encoding": "UTF-8"}
+    if not json_lines:
+        properties = {"columnDelimiter": ",", **properties}
     if compression and compression != "none":
         properties["compressionType"] = compression
-    pattern = "*.csv.gz" if compression == "gzip" else "*.csv"
+    pattern = ("*.jsonl" if json_lines else "*.csv") + (".gz" if compression == "gzip" else "")
     source_body: dict[str, Any] = {
         "baseConnectionId": base_id,
         "connectionSpec": {"id": SFTP_SPEC, "version": "1.0"},
-        "data": {"format": "delimited", "properties": properties},
+        "data": {"format": "json" if json_lines else "delimited", "properties": properties},
         "params": {"path": f"{folder.rstrip('/')}/{pattern}", "type": "folder"},
     }
     source = client.flows.source_connections.ensure(
@@ -193,7 +204,8 @@ def ensure_dataflow(
     mapping_id = note(
         "mapping set",
         client.mappings.ensure_mapping_set(
-            description_tag(prefix, kind),
+            # nested records map otherwise: their own mapping set
+            description_tag(prefix, f"{kind}.jsonl" if json_lines else kind),
             target.mapping_body(schema_id, tenant),
             recorded_id=recorded_mapping_id,
         ),

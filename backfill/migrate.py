@@ -1,5 +1,9 @@
 """The migration, end to end: validate -> ship -> ingest -> reconcile, resumable by the ledger.
 
+When a run has Capillary bills and their line items to ship, each bills file goes out as JSON
+lines with its line items nested (`backfill.nest`), through the kind's JSON flow; the line-item
+files ride along with it (their rows are in the bills' records) and are not shipped themselves.
+
 `migrate` first finishes what an earlier run left (files shipped but not ingested, runs not
 reconciled), then takes new files through every step. A file is known by the sha256 of its
 content, so re-running over the same exports ships and ingests nothing twice.
@@ -18,7 +22,7 @@ import secrets
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,10 +45,11 @@ from backfill.ingest import (
     wait_for_run,
 )
 from backfill.ledger import Ledger, LedgerEntry, Step
+from backfill.nest import LINE_ITEMS, TRANSACTIONS, NestedBills, NestError, nest_bills
 from backfill.reconcile import RunReconciliation, reconcile_run
 from backfill.sftpd import embedded_server, ensure_embedded_credentials, is_embedded
 from backfill.ship import ConnectSpec, FileMeta, ShipError, options_from_settings, ship
-from backfill.targets import SHIPPED_MAPPINGS, TargetError, target_for
+from backfill.targets import SHIPPED_MAPPINGS, TargetError, target_for, with_line_items
 from backfill.validate import ValidateOptions, validate_files
 from backfill.validate.result import FileResult as ValidatedFile
 from config.keys import pem_text
@@ -128,8 +133,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-_VALIDATOR_OUTPUTS = (".valid.csv", ".rejects.csv", ".warnings.csv", ".excluded.csv")
-"""What the validator writes: never an export, so never taken from a folder."""
+_VALIDATOR_OUTPUTS = (
+    ".valid.csv",
+    ".rejects.csv",
+    ".warnings.csv",
+    ".excluded.csv",
+    ".orphans.csv",
+)
+"""What the validator (and nesting) writes: never an export, so never taken from a folder."""
 
 
 def _csv_inputs(paths: Sequence[Path]) -> list[Path]:
@@ -468,15 +479,22 @@ def _ship(
     result: MigrateResult,
     say: Notify,
 ) -> None:
-    """Ship every validated file not shipped yet, into `<remote_root>/<kind>/`."""
+    """Ship every validated file not shipped yet, into `<remote_root>/<kind>/`.
+
+    Bills and line items to ship together go out nested (see `_nest`): the bills' JSON-lines
+    files are shipped, and the line-item files are recorded as shipped within them.
+    """
     s = settings.sftp
+    pending = [e for e in entries.values() if not e.reached(Step.SHIPPED)]
+    pending = _settle_nested_line_items(ledger, pending, entries)
+    nesting = _nest(ledger, pending, result, say)
     by_kind: dict[str, list[LedgerEntry]] = defaultdict(list)
-    for entry in entries.values():
-        if not entry.reached(Step.SHIPPED):
+    for entry in pending:
+        if nesting is None or entry.sha256 not in nesting.line_items:
             by_kind[entry.kind].append(entry)
     for kind, todo in sorted(by_kind.items()):
         remote_dir = f"{s.remote_root.rstrip('/')}/{kind}"
-        local = [Path(e.details["valid_path"]) for e in todo]
+        local = [_shipped_file(e, nesting) for e in todo]
         say(f"shipping {len(local)} {kind} file(s) to {remote_dir}")
         shipped = ship(
             local,
@@ -484,8 +502,8 @@ def _ship(
             state_dir=Path(settings.state_dir),
             options=options_from_settings(s, remote_dir=remote_dir),
             meta={
-                Path(e.details["valid_path"]): FileMeta(rows=e.counts.get("valid"), contract=kind)
-                for e in todo
+                path: FileMeta(rows=_rows_to_ship(e, nesting), contract=kind)
+                for path, e in zip(local, todo, strict=True)
             },
         )
         for entry, f in zip(todo, shipped.files, strict=True):
@@ -496,12 +514,14 @@ def _ship(
                 )
                 result.problems.append(f"{entry.input_path}: {reason}")
                 continue
+            nested = nesting.bills.get(entry.sha256) if nesting else None
             entries[entry.sha256] = ledger.record(
                 entry.sha256,
                 Step.SHIPPED,
                 input_path=entry.input_path,
                 kind=kind,
-                counts={"shipped": entry.counts.get("valid", 0)},
+                counts={"shipped": _rows_to_ship(entry, nesting)}
+                | ({"line_items_nested": nested.line_items} if nested else {}),
                 details={
                     "remote_path": f.remote_path,
                     "remote_dir": remote_dir,
@@ -509,8 +529,164 @@ def _ship(
                     "shipped_sha256": f.sha256,
                     "manifest": shipped.manifest_path,
                     "shipped_at": int(time.time()),
-                },
+                }
+                | (
+                    {
+                        "format": "json",
+                        "jsonl_path": str(nested.jsonl_path),
+                        "nested_line_items": nesting.recorded if nesting else {},
+                    }
+                    if nested
+                    else {}
+                ),
             )
+    if nesting is not None:
+        _record_nested_line_items(ledger, nesting, entries, result)
+
+
+@dataclass
+class _Nesting:
+    """What `_nest` made of this run's bills and line items, by ledger sha256."""
+
+    bills: dict[str, NestedBills]
+    """Bills file sha256 -> its JSON-lines file and counts."""
+    line_items: dict[str, LedgerEntry]
+    """Line-item file sha256 -> its entry (ridden along with the bills, never shipped)."""
+    recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Line-item file sha256 -> the counts and details its entry gets once shipped."""
+
+
+def _shipped_file(entry: LedgerEntry, nesting: _Nesting | None) -> Path:
+    nested = nesting.bills.get(entry.sha256) if nesting else None
+    return nested.jsonl_path if nested else Path(entry.details["valid_path"])
+
+
+def _rows_to_ship(entry: LedgerEntry, nesting: _Nesting | None) -> int:
+    nested = nesting.bills.get(entry.sha256) if nesting else None
+    return nested.bills if nested else int(entry.counts.get("valid", 0))
+
+
+def _nest(
+    ledger: Ledger, pending: list[LedgerEntry], result: MigrateResult, say: Notify
+) -> _Nesting | None:
+    """Nest this run's line items into this run's bills, when it has both to ship.
+
+    Line items whose bill is in none of the bills files are set aside (`<name>.orphans.csv`)
+    and counted; per line-item file, valid = nested + orphans.
+
+    Returns:
+        None when there is nothing to nest (then each kind ships flat, as any other).
+    """
+    bills = [e for e in pending if e.kind == TRANSACTIONS]
+    items = [e for e in pending if e.kind == LINE_ITEMS]
+    if not bills or not items:
+        return None
+    say(f"nesting {len(items)} line-item file(s) into {len(bills)} bills file(s)")
+    try:
+        made = nest_bills(
+            [Path(e.details["valid_path"]) for e in bills],
+            [Path(e.details["valid_path"]) for e in items],
+        )
+    except NestError as exc:
+        for e in [*bills, *items]:
+            ledger.fail(e.sha256, Step.SHIPPED, str(exc), input_path=e.input_path, kind=e.kind)
+        result.problems.append(str(exc))
+        pending[:] = [e for e in pending if e.kind not in (TRANSACTIONS, LINE_ITEMS)]
+        return None
+    recorded: dict[str, dict[str, Any]] = {}
+    for e in items:
+        o = made.line_items[Path(e.details["valid_path"])]
+        recorded[e.sha256] = {
+            "counts": {"shipped": 0, "nested": o.nested, "orphans": o.orphans},
+            "details": {
+                "nested_in": TRANSACTIONS,
+                "orphans_path": str(o.orphans_path) if o.orphans_path else None,
+            },
+        }
+        if o.orphans:
+            result.notes.append(
+                f"{e.input_path}: {o.orphans} line item(s) whose bill is in no transactions "
+                f"file set aside in {o.orphans_path} (orphan_line_item)"
+            )
+    return _Nesting(
+        bills={e.sha256: made.bills[Path(e.details["valid_path"])] for e in bills},
+        line_items={e.sha256: e for e in items},
+        recorded=recorded,
+    )
+
+
+def _record_nested_line_items(
+    ledger: Ledger, nesting: _Nesting, entries: dict[str, LedgerEntry], result: MigrateResult
+) -> None:
+    """Record the line-item files as shipped within the bills, once every bills file is.
+
+    If a bills file failed to ship, the line items stay where they were and are nested again
+    with it by the next run.
+    """
+    failed = [s for s in nesting.bills if not entries[s].reached(Step.SHIPPED)]
+    for sha, e in nesting.line_items.items():
+        if failed:
+            reason = "not shipped: the bills file its line items are nested in failed to ship"
+            ledger.fail(sha, Step.SHIPPED, reason, input_path=e.input_path, kind=e.kind)
+            result.problems.append(f"{e.input_path}: {reason}")
+            continue
+        entries[sha] = _record_ridden(ledger, e, nesting.recorded[sha], entries.values())
+
+
+def _record_ridden(
+    ledger: Ledger,
+    e: LedgerEntry,
+    recorded: dict[str, Any],
+    candidates: Iterable[LedgerEntry],
+) -> LedgerEntry:
+    """Record a line-item file as shipped within the bills files that list it."""
+    bills = [b for b in candidates if e.sha256 in (b.details.get("nested_line_items") or {})]
+    first = bills[0].details if bills else {}
+    return ledger.record(
+        e.sha256,
+        Step.SHIPPED,
+        input_path=e.input_path,
+        kind=e.kind,
+        counts=recorded["counts"],
+        details={
+            **recorded["details"],
+            "format": "json",
+            "compression": first.get("compression"),
+            "shipped_at": first.get("shipped_at"),
+            "nested_with": [b.sha256 for b in bills],
+        },
+    )
+
+
+def _settle_nested_line_items(
+    ledger: Ledger, pending: list[LedgerEntry], entries: dict[str, LedgerEntry]
+) -> list[LedgerEntry]:
+    """Line-item files an interrupted run nested and shipped within bills, recorded now.
+
+    The bills file is recorded first with what each line-item file became; a crash before the
+    line-item files were recorded leaves them validated: they are not nested again.
+    """
+    shipped_bills = {
+        e.sha256: e
+        for e in ledger.entries()
+        if e.kind == TRANSACTIONS and e.reached(Step.SHIPPED) and e.details.get("format") == "json"
+    }
+    still: list[LedgerEntry] = []
+    for e in pending:
+        recorded = next(
+            (
+                b.details["nested_line_items"][e.sha256]
+                for b in shipped_bills.values()
+                if e.sha256 in (b.details.get("nested_line_items") or {})
+            ),
+            None,
+        )
+        # a line-item file failed at shipping (its bills file did) is nested again instead
+        if e.kind == LINE_ITEMS and e.step is not Step.FAILED and recorded is not None:
+            entries[e.sha256] = _record_ridden(ledger, e, recorded, shipped_bills.values())
+        else:
+            still.append(e)
+    return still
 
 
 def _ingest(
@@ -533,16 +709,18 @@ def _ingest(
     known_runs: dict[str, set[str]] = defaultdict(set)
     recorded_mapping: dict[str, str] = {}
     for e in ledger.entries():
+        # line items nested in bills are ingested with them, by the bills' flow
+        flow_kind = str(e.details.get("nested_in") or e.kind)
         if "run_id" in e.details:
-            known_runs[e.kind].add(str(e.details["run_id"]))
+            known_runs[flow_kind].add(str(e.details["run_id"]))
         # a failed run is settled too: taking it up again would fail the files forever
-        known_runs[e.kind].update(str(r) for r in e.details.get("failed_run_ids") or [])
+        known_runs[flow_kind].update(str(r) for r in e.details.get("failed_run_ids") or [])
         if "mapping_set_id" in e.details:
             recorded_mapping[e.kind] = str(e.details["mapping_set_id"])
         if e.step is Step.SHIPPED or (e.step is Step.FAILED and e.failed_step is Step.INGESTED):
-            todo[e.kind].append(e)
+            todo[flow_kind].append(e)
         elif e.step is Step.INGESTED:
-            open_runs[(e.kind, str(e.details["run_id"]))].append(e)
+            open_runs[(flow_kind, str(e.details["run_id"]))].append(e)
     timeout_s, poll_s = settings.smoke.timeout_s, min(settings.smoke.poll_s, 1.0)
     for (kind, run_id), entries in sorted(open_runs.items()):
         say(f"settling run {run_id} of {kind} recorded by an earlier run")
@@ -567,22 +745,28 @@ def _ingest(
         folder = f"{(remote_root or settings.sftp.remote_root).rstrip('/')}/{kind}"
         # AEP reads one compression per source connection: plain and gzip files (sftp.gzip
         # changed between runs) each go through their kind's flow for that compression
-        by_compression: dict[str, list[LedgerEntry]] = defaultdict(list)
+        # and nested records (JSON lines) have a flow of their own too
+        by_compression: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
         for e in entries:
-            by_compression[str(e.details.get("compression") or "none")].append(e)
-        for compression, group in sorted(by_compression.items()):
-            key = kind if compression == "none" else f"{kind}.{compression}"
+            fmt = str(e.details.get("format") or "delimited")
+            by_compression[(str(e.details.get("compression") or "none"), fmt)].append(e)
+        for (compression, fmt), group in sorted(by_compression.items()):
+            json_lines = fmt == "json"
+            key = kind + (".jsonl" if json_lines else "")
+            key += "" if compression == "none" else f".{compression}"
             try:
                 credential = auth_fingerprint(landing.pull.auth())
+                target = target_for(contract, mappings_dirs=mappings_dirs)
                 flow = ensure_dataflow(
                     client,
                     prefix=prefix,
-                    target=target_for(contract, mappings_dirs=mappings_dirs),
+                    target=with_line_items(target) if json_lines else target,
                     pull=landing.pull,
                     folder=folder,
                     compression=None if compression == "none" else compression,
-                    recorded_mapping_id=recorded_mapping.get(kind),
+                    recorded_mapping_id=None if json_lines else recorded_mapping.get(kind),
                     credential_changed=ledger.credential_sent(_PULL_CONNECTION) != credential,
+                    file_format=fmt,
                 )
                 ledger.record_credential_sent(_PULL_CONNECTION, credential)
                 result.dataflows[key] = flow
@@ -598,7 +782,7 @@ def _ingest(
             except (IngestError, AEPError, TargetError) as exc:  # this group's; others go on
                 for e in group:
                     ledger.fail(
-                        e.sha256, Step.INGESTED, str(exc), input_path=e.input_path, kind=kind
+                        e.sha256, Step.INGESTED, str(exc), input_path=e.input_path, kind=e.kind
                     )
                 result.problems.append(f"{key}: {exc}")
                 continue
@@ -653,7 +837,7 @@ def _settle(
                 Step.INGESTED,
                 reason,
                 input_path=e.input_path,
-                kind=kind,
+                kind=e.kind,
                 details={"failed_run_ids": list(dict.fromkeys(failed_runs))},
             )
         if retry:
@@ -672,16 +856,18 @@ def _settle(
         "run_failed": rec.failed,
     }
     for e in entries:
-        ledger.record(e.sha256, Step.INGESTED, input_path=e.input_path, kind=kind, details=details)
+        ledger.record(
+            e.sha256, Step.INGESTED, input_path=e.input_path, kind=e.kind, details=details
+        )
         if rec.ok:
-            ledger.record(e.sha256, Step.RECONCILED, input_path=e.input_path, kind=kind)
+            ledger.record(e.sha256, Step.RECONCILED, input_path=e.input_path, kind=e.kind)
         else:
             ledger.fail(
                 e.sha256,
                 Step.RECONCILED,
                 "; ".join(rec.problems),
                 input_path=e.input_path,
-                kind=kind,
+                kind=e.kind,
             )
     if not rec.ok:
         result.problems.extend(f"{kind}: {p}" for p in rec.problems)

@@ -18,7 +18,7 @@ replaced by the tenant id.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ __all__ = [
     "Target",
     "TargetError",
     "target_for",
+    "with_line_items",
 ]
 
 PROFILE_CLASS = "https://ns.adobe.com/xdm/context/profile"
@@ -185,6 +186,29 @@ def target_for(
                 mappings=list(data["mappings"]),
             )
     return target
+
+
+LINE_ITEM_PRODUCT_FIELDS = {
+    "item_code": "SKU",
+    "description": "name",
+    "quantity": "quantity",
+    "amount": "priceTotal",
+}
+"""Line-item column -> field of an XDM `productListItems` entry (Commerce Details)."""
+
+
+def with_line_items(target: Target, *, source: str = "line_items") -> Target:
+    """The target of nested records (`backfill.nest`): the bill's mapping as it is, plus its
+    `source` array's line items as the event's `productListItems`, one entry per line item."""
+    items = [
+        {
+            "sourceType": "ATTRIBUTE",
+            "source": f"{source}.{column}",
+            "destination": f"productListItems.{product}",
+        }
+        for column, product in LINE_ITEM_PRODUCT_FIELDS.items()
+    ]
+    return replace(target, mappings=[*target.mappings, *items])
 
 
 def _read_mapping_file(path: Path) -> dict[str, Any]:

@@ -618,3 +618,133 @@ def test_migrating_against_a_served_emulator_with_the_embedded_sftp_server(
         out, _ = serve.communicate(timeout=30)
     assert serve.returncode == 0, out
     assert b"does not exist yet" in out
+
+
+_ORPHAN_LINE = "8009,999999,ZZ-0001,SKU-9,Orphan,1,5.00,5.00,0,5.00,\n"
+
+
+def _bills_and_line_items(tmp_path: Path) -> Path:
+    folder = _inputs(
+        tmp_path,
+        "capillary_transactions/transactions_clean.csv",
+        "capillary_line_items/line_items_clean.csv",
+    )
+    with (folder / "line_items_clean.csv").open("a") as f:
+        f.write(_ORPHAN_LINE)  # its bill is in no transactions file
+    return folder
+
+
+def _landed_records(settings: Settings, batch_ids: list[str]) -> list[dict]:
+    from aep.platform import open_platform
+
+    with open_platform(settings) as opened:
+        texts = [t for b in batch_ids for t in opened.client.data_access.batch_texts(b)]
+    return [json.loads(line) for text in texts for line in text.splitlines() if line.strip()]
+
+
+def test_bills_land_with_their_line_items_nested_and_a_rerun_does_nothing_twice(
+    settings: Settings, tmp_path: Path
+):
+    folder = _bills_and_line_items(tmp_path)
+    first = migrate(settings, inputs=[folder])
+    assert first.ok, first.problems
+    bills = next(f for f in first.files if f.kind == "capillary_transactions")
+    items = next(f for f in first.files if f.kind == "capillary_line_items")
+    for f in first.files:
+        c = f.counts
+        assert f.step is Step.RECONCILED
+        assert c["rows_read"] == c["valid"] + c["rejected"] + c["excluded"]
+    assert bills.counts["shipped"] == bills.counts["valid"] == 3
+    assert items.counts["valid"] == items.counts["nested"] + items.counts["orphans"]
+    assert (items.counts["nested"], items.counts["orphans"], items.counts["shipped"]) == (3, 1, 0)
+    assert bills.counts["line_items_nested"] == items.counts["nested"]
+    # one run, over the bills: rows shipped = bills = the run's input
+    [rec] = first.reconciliations
+    assert rec.rows_shipped == rec.input == rec.output == 3 and rec.failed == 0
+    assert set(first.dataflows) == {"capillary_transactions.jsonl"}
+    # the bills went out as JSON lines; the line items were not shipped as a flat kind
+    landed = Path(settings.state_dir) / "sftp" / "landing"
+    [jsonl] = landed.glob("*/*.jsonl")
+    assert jsonl.parent.name == "capillary_transactions"
+    assert list(landed.glob("*/*.csv")) == []
+    assert not (landed / "capillary_line_items").exists()
+    [orphans] = Path(settings.state_dir).glob("validated/*/line_items_clean.*.orphans.csv")
+    assert orphans.read_text().splitlines()[1:] == [_ORPHAN_LINE.rstrip("\n") + ",orphan_line_item"]
+    # the records AEP wrote carry the line items as productListItems
+    records = _landed_records(settings, [b["id"] for b in rec.batches])
+    products = {r["_id"]: r.get("productListItems") for r in records}
+    # (as the valid CSV gives them: the tenant schema does not describe productListItems)
+    assert products["910001"] == [
+        {"SKU": "SKU-2001", "name": "Shirt, blue", "quantity": "2", "priceTotal": "1100.00"},
+        {"SKU": "000987", "name": "Gift wrap", "quantity": "1", "priceTotal": "0"},
+    ]
+    assert [p["SKU"] for p in products["910002"]] == ["SKU-2003"]
+    assert products.get("910003") in (None, [])
+    runs_before = len(_runs(settings))
+
+    again = migrate(settings, inputs=[folder])
+    assert again.ok, again.problems
+    assert all(f.skipped for f in again.files)
+    assert again.reconciliations == []
+    assert len(_runs(settings)) == runs_before  # nothing shipped or ingested twice
+    with Ledger.in_state_dir(Path(settings.state_dir)) as ledger:
+        assert {e.step for e in ledger.entries()} == {Step.RECONCILED}
+
+
+def test_a_crash_after_the_bills_shipped_settles_their_line_items_without_nesting_again(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    folder = _bills_and_line_items(tmp_path)
+    record = Ledger.record
+
+    def crash_before_line_items_shipped(self: Ledger, sha256: str, step: Step, **kw):  # type: ignore[no-untyped-def]
+        if step is Step.SHIPPED and kw["kind"] == "capillary_line_items":
+            raise _Crash
+        return record(self, sha256, step, **kw)
+
+    monkeypatch.setattr(Ledger, "record", crash_before_line_items_shipped)
+    with pytest.raises(_Crash):
+        migrate(settings, inputs=[folder])
+    monkeypatch.setattr(Ledger, "record", record)
+    landed = Path(settings.state_dir) / "sftp" / "landing"
+    shipped_before = sorted(landed.rglob("*.jsonl"))
+
+    again = migrate(settings, inputs=[folder])
+    assert again.ok, again.problems
+    assert {f.step for f in again.files} == {Step.RECONCILED}
+    items = next(f for f in again.files if f.kind == "capillary_line_items")
+    assert (items.counts["nested"], items.counts["orphans"]) == (3, 1)
+    [rec] = again.reconciliations
+    assert rec.rows_shipped == rec.input == 3
+    assert sorted(landed.rglob("*.jsonl")) == shipped_before  # nothing shipped again
+
+
+def test_nested_bills_get_a_flow_of_their_own_beside_the_bills_csv_flow(
+    settings: Settings, tmp_path: Path
+):
+    alone = _inputs(tmp_path, "capillary_transactions/transactions_clean.csv")
+    first = migrate(settings, inputs=[alone])
+    assert first.ok, first.problems
+    assert set(first.dataflows) == {"capillary_transactions"}  # bills alone ship flat
+    later = tmp_path / "later"
+    later.mkdir()
+    for name, src in (
+        ("bills.csv", "capillary_transactions/transactions_clean.csv"),
+        ("items.csv", "capillary_line_items/line_items_clean.csv"),
+    ):
+        text = (FIXTURES / src).read_text().replace(",9100", ",9200").replace("\n9100", "\n9200")
+        (later / name).write_text(text)
+    second = migrate(settings, inputs=[later])
+    assert second.ok, second.problems
+    flat, nested = (
+        first.dataflows["capillary_transactions"],
+        second.dataflows["capillary_transactions.jsonl"],
+    )
+    assert nested.dataset_id == flat.dataset_id
+    assert nested.flow_id != flat.flow_id
+    assert nested.source_connection_id != flat.source_connection_id
+    assert nested.mapping_set_id != flat.mapping_set_id
+    items = next(f for f in second.files if f.kind == "capillary_line_items")
+    assert (items.counts["nested"], items.counts["orphans"]) == (3, 0)
+    [rec] = second.reconciliations
+    assert rec.rows_shipped == rec.input == 3
