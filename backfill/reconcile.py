@@ -3,7 +3,8 @@
 Per file, rows read = valid + rejected + excluded is the validator's to hold (it raises
 `InvariantError` otherwise, so no file gets this far without it). Here, each checked and
 reported with both sides:
-- per kind and run: rows shipped = the run's `inputRecordCount`, and
+- per kind and run: rows shipped = the run's `inputRecordCount` (for Capillary bills shipped
+  with their line items nested, rows shipped = bills: the line-item files ride along with 0), and
   input = `outputRecordCount` + `failedRecordCount`;
 - per run: the Catalog batches it promoted agree with it: sum of `recordCount` = output and
   sum of `failedRecordCount` = failed.
