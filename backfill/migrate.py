@@ -582,10 +582,22 @@ def _nest(
     if not bills or not items:
         return None
     say(f"nesting {len(items)} line-item file(s) into {len(bills)} bills file(s)")
+    item_shas = {e.sha256 for e in items}
+    # bills an earlier run shipped with these line items (another bills file of that run
+    # failed to ship): their line items are nested already, not orphans
+    shipped_before = [
+        Path(b.details["jsonl_path"])
+        for b in ledger.entries()
+        if b.kind == TRANSACTIONS
+        and b.reached(Step.SHIPPED)
+        and item_shas & set(b.details.get("nested_line_items") or {})
+        and Path(b.details.get("jsonl_path") or "").is_file()
+    ]
     try:
         made = nest_bills(
             [Path(e.details["valid_path"]) for e in bills],
             [Path(e.details["valid_path"]) for e in items],
+            shipped_bills=shipped_before,
         )
     except NestError as exc:
         for e in [*bills, *items]:
@@ -620,8 +632,9 @@ def _record_nested_line_items(
 ) -> None:
     """Record the line-item files as shipped within the bills, once every bills file is.
 
-    If a bills file failed to ship, the line items stay where they were and are nested again
-    with it by the next run.
+    If a bills file failed to ship, the line-item files are failed too: the next run nests
+    them again with it (counting the bills already shipped as known, see `_nest`), and they
+    ride with its run.
     """
     failed = [s for s in nesting.bills if not entries[s].reached(Step.SHIPPED)]
     for sha, e in nesting.line_items.items():
@@ -641,7 +654,11 @@ def _record_ridden(
 ) -> LedgerEntry:
     """Record a line-item file as shipped within the bills files that list it."""
     bills = [b for b in candidates if e.sha256 in (b.details.get("nested_line_items") or {})]
-    first = bills[0].details if bills else {}
+    # the latest bills shipped: the line items ride with their run (an earlier bills file of
+    # theirs has had its own), whose window must not reach back to that one
+    latest = (
+        max(bills, key=lambda b: int(b.details.get("shipped_at") or 0)).details if bills else {}
+    )
     return ledger.record(
         e.sha256,
         Step.SHIPPED,
@@ -651,8 +668,8 @@ def _record_ridden(
         details={
             **recorded["details"],
             "format": "json",
-            "compression": first.get("compression"),
-            "shipped_at": first.get("shipped_at"),
+            "compression": latest.get("compression"),
+            "shipped_at": latest.get("shipped_at"),
             "nested_with": [b.sha256 for b in bills],
         },
     )
@@ -673,10 +690,11 @@ def _settle_nested_line_items(
     }
     still: list[LedgerEntry] = []
     for e in pending:
+        # the latest nesting of the file (ledger entries come oldest first)
         recorded = next(
             (
                 b.details["nested_line_items"][e.sha256]
-                for b in shipped_bills.values()
+                for b in reversed(list(shipped_bills.values()))
                 if e.sha256 in (b.details.get("nested_line_items") or {})
             ),
             None,

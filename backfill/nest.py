@@ -112,13 +112,21 @@ def _columns(path: Path) -> list[str]:
     return names
 
 
-def nest_bills(transactions: Sequence[Path], line_items: Sequence[Path]) -> NestResult:
+def nest_bills(
+    transactions: Sequence[Path],
+    line_items: Sequence[Path],
+    *,
+    shipped_bills: Sequence[Path] = (),
+) -> NestResult:
     """Write each transactions file's bills, their line items nested, as JSON lines.
 
     Args:
         transactions: valid files of `capillary_transactions` (canonical column names).
         line_items: valid files of `capillary_line_items`; all of them are joined to every
             transactions file.
+        shipped_bills: JSON-lines files an earlier run wrote and shipped with these line
+            items nested (when another bills file of that run failed to ship): their bills
+            count as known, so their line items are counted nested, not set aside.
 
     Returns:
         The JSON-lines file and counts per transactions file, the nested and orphan counts
@@ -137,9 +145,12 @@ def nest_bills(transactions: Sequence[Path], line_items: Sequence[Path]) -> Nest
         item_columns = names
     for path in transactions:
         _columns(path)
+    known = [_scan(p).select(JOIN_KEY) for p in transactions] + [
+        pl.scan_ndjson(p, schema={JOIN_KEY: pl.String}) for p in shipped_bills
+    ]
     bill_ids = (
-        pl.concat([_scan(p).select(JOIN_KEY) for p in transactions]).unique()
-        if transactions
+        pl.concat(known).unique()
+        if known
         else pl.LazyFrame({JOIN_KEY: []}, schema={JOIN_KEY: pl.String})
     )
     try:

@@ -748,3 +748,52 @@ def test_nested_bills_get_a_flow_of_their_own_beside_the_bills_csv_flow(
     assert (items.counts["nested"], items.counts["orphans"]) == (3, 0)
     [rec] = second.reconciliations
     assert rec.rows_shipped == rec.input == 3
+
+
+def test_a_bills_file_that_failed_to_ship_is_nested_again_with_its_line_items(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import backfill.migrate as migrate_module
+    from backfill.ship.run import FileResult
+
+    lines = (FIXTURES / "capillary_transactions/transactions_clean.csv").read_text().splitlines()
+    folder = _inputs(tmp_path, "capillary_line_items/line_items_clean.csv")
+    (folder / "bills_a.csv").write_text("\n".join([lines[0], lines[1]]) + "\n")  # 910001
+    (folder / "bills_b.csv").write_text("\n".join([lines[0], *lines[2:]]) + "\n")  # 910002-3
+    real_ship = migrate_module.ship
+
+    def b_fails(local, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # the upload of bills_b's JSON lines fails (as a dropped connection would make it)
+        keep = [p for p in local if not p.name.startswith("bills_b.")]
+        shipped = real_ship(keep, *args, **kwargs)
+        by_source = {f.source: f for f in shipped.files}
+        shipped.files = [
+            by_source.get(str(p)) or FileResult(str(p), "failed", error="connection lost")
+            for p in local
+        ]
+        return shipped
+
+    monkeypatch.setattr(migrate_module, "ship", b_fails)
+    first = migrate(settings, inputs=[folder])
+    assert not first.ok
+    steps = {Path(f.path).name: f.step for f in first.files}
+    assert steps == {
+        "bills_a.csv": Step.RECONCILED,
+        "bills_b.csv": Step.FAILED,
+        "line_items_clean.csv": Step.FAILED,
+    }
+    monkeypatch.setattr(migrate_module, "ship", real_ship)
+
+    second = migrate(settings, inputs=[folder])
+    assert second.ok, second.problems
+    assert {f.step for f in second.files} == {Step.RECONCILED}
+    items = next(f for f in second.files if f.kind == "capillary_line_items")
+    # 910001's items went out with bills_a: nested, not orphans
+    assert (items.counts["nested"], items.counts["orphans"]) == (3, 0)
+    [rec] = second.reconciliations
+    assert rec.rows_shipped == rec.input == 2  # bills_b only: bills_a is not read again
+    batches = [b["id"] for r in [*first.reconciliations, rec] for b in r.batches]
+    products = {r["_id"]: r.get("productListItems") for r in _landed_records(settings, batches)}
+    assert sorted(products) == ["910001", "910002", "910003"]  # each bill landed once
+    assert [p["SKU"] for p in products["910001"]] == ["SKU-2001", "000987"]
+    assert [p["SKU"] for p in products["910002"]] == ["SKU-2003"]

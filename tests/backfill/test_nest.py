@@ -99,3 +99,13 @@ def test_line_item_files_with_other_columns_are_refused(tmp_path: Path):
     odd = _write(tmp_path, "odd.valid.csv", "bill_id,line_item_id\n1,10\n")
     with pytest.raises(NestError, match=r"odd\.valid\.csv: columns"):
         nest_bills([bills], [jan, odd])
+
+
+def test_bills_shipped_before_count_as_known_and_are_not_nested_again(tmp_path: Path):
+    earlier = _write(tmp_path, "a.valid.csv", "bill_id,n\n1,a\n")
+    shipped = nest_bills([earlier], []).bills[earlier].jsonl_path
+    later = _write(tmp_path, "b.valid.csv", "bill_id,n\n2,b\n")
+    items = _write(tmp_path, "li.valid.csv", "line_item_id,bill_id\n10,1\n11,2\n12,7\n")
+    result = nest_bills([later], [items], shipped_bills=[shipped])
+    assert result.bills[later].line_items == 1
+    assert (result.line_items[items].nested, result.line_items[items].orphans) == (2, 1)
