@@ -28,10 +28,14 @@ def _files_table(result: MigrateResult) -> Table:
         table.add_column(name, justify="right" if name not in ("file", "kind", "step") else "left")
     for f in result.files:
         c = f.counts
+        shipped = str(c.get("shipped", ""))
+        if "nested" in c:  # line items travel inside their bills; orphans are set aside
+            shipped = f"{c['nested']} in bills, {c.get('orphans', 0)} orphans"
         table.add_row(
             Path(f.path).name,
             f.kind,
-            *(str(c.get(k, "")) for k in ("rows_read", "valid", "rejected", "excluded", "shipped")),
+            *(str(c.get(k, "")) for k in ("rows_read", "valid", "rejected", "excluded")),
+            shipped,
             f.step.value + (" (earlier run)" if f.skipped else ""),
         )
     return table

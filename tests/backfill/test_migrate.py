@@ -797,3 +797,18 @@ def test_a_bills_file_that_failed_to_ship_is_nested_again_with_its_line_items(
     assert sorted(products) == ["910001", "910002", "910003"]  # each bill landed once
     assert [p["SKU"] for p in products["910001"]] == ["SKU-2001", "000987"]
     assert [p["SKU"] for p in products["910002"]] == ["SKU-2003"]
+
+
+def test_the_command_shows_line_items_travelling_inside_their_bills(tmp_path: Path):
+    folder = _inputs(
+        tmp_path,
+        "capillary_transactions/transactions_clean.csv",
+        "capillary_line_items/line_items_clean.csv",
+    )
+    env = {"AEP_BRIDGE_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
+    env["COLUMNS"] = "200"
+    cmd = [sys.executable, "-m", "backfill.cli", "run", str(folder)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    row = next(line for line in done.stdout.splitlines() if "line_items_clean.csv" in line)
+    assert " in bills, " in row and " orphans " in row
