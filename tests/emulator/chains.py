@@ -86,14 +86,22 @@ def create_schema(
 
 
 def create_dataset(
-    http: Http, headers: dict[str, str], name: str, schema_id: str, *, profile: bool = False
+    http: Http,
+    headers: dict[str, str],
+    name: str,
+    schema_id: str,
+    *,
+    profile: bool = False,
+    file_description: bool = True,
 ) -> str:
     """A dataset on a schema; returns its 24-hex id."""
-    body: dict[str, Any] = {
-        "name": name,
-        "schemaRef": {"id": schema_id, "contentType": XED_FULL},
-        "fileDescription": {"persisted": True, "containerFormat": "parquet", "format": "parquet"},
-    }
+    body: dict[str, Any] = {"name": name, "schemaRef": {"id": schema_id, "contentType": XED_FULL}}
+    if file_description:
+        body["fileDescription"] = {
+            "persisted": True,
+            "containerFormat": "parquet",
+            "format": "parquet",
+        }
     if profile:
         body["tags"] = {"unifiedProfile": ["enabled:true"], "unifiedIdentity": ["enabled:true"]}
     ref = call(http, "POST", f"{CATALOG}/dataSets", headers, 201, json=body)
@@ -131,7 +139,13 @@ def create_mapping(
 
 
 def create_target(
-    http: Http, headers: dict[str, str], dataset_id: str, schema_id: str, name: str = "Target"
+    http: Http,
+    headers: dict[str, str],
+    dataset_id: str,
+    schema_id: str,
+    name: str = "Target",
+    *,
+    fmt: str = "parquet_xdm",
 ) -> str:
     """A data lake target connection."""
     return str(
@@ -145,11 +159,140 @@ def create_target(
                 "name": name,
                 "description": name,
                 "connectionSpec": {"id": DATA_LAKE, "version": "1.0"},
-                "data": {"format": "parquet_xdm", "schema": {"id": schema_id, "version": XED_FULL}},
+                "data": {"format": fmt, "schema": {"id": schema_id, "version": XED_FULL}},
                 "params": {"dataSetId": dataset_id},
             },
         )["id"]
     )
+
+
+def create_connection(
+    http: Http,
+    headers: dict[str, str],
+    spec: str,
+    name: str,
+    auth_spec: str,
+    params: dict[str, Any],
+    *,
+    description: str | None = None,
+) -> str:
+    """A base connection on a connection spec; returns its id."""
+    body: dict[str, Any] = {"name": name}
+    if description is not None:
+        body["description"] = description
+    body["connectionSpec"] = {"id": spec, "version": "1.0"}
+    body["auth"] = {"specName": auth_spec, "params": params}
+    return str(call(http, "POST", f"{FS}/connections", headers, 201, json=body)["id"])
+
+
+def stripe_base(
+    http: Http,
+    headers: dict[str, str],
+    name: str,
+    access_token: str,
+    *,
+    description: str | None = None,
+) -> str:
+    """A Stripe base connection (OAuth2 Refresh Code); returns its id."""
+    return create_connection(
+        http,
+        headers,
+        STRIPE,
+        name,
+        "OAuth2 Refresh Code",
+        {"accessToken": access_token},
+        description=description,
+    )
+
+
+def create_source(
+    http: Http,
+    headers: dict[str, str],
+    spec: str,
+    name: str,
+    *,
+    base: str | None = None,
+    description: str | None = None,
+    data: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> str:
+    """A source connection on a connection spec (optionally on a base); returns its id."""
+    body: dict[str, Any] = {"name": name}
+    if description is not None:
+        body["description"] = description
+    if base is not None:
+        body["baseConnectionId"] = base
+    body["connectionSpec"] = {"id": spec, "version": "1.0"}
+    if data is not None:
+        body["data"] = data
+    if params is not None:
+        body["params"] = params
+    return str(call(http, "POST", f"{FS}/sourceConnections", headers, 201, json=body)["id"])
+
+
+def stripe_source(
+    http: Http,
+    headers: dict[str, str],
+    base: str,
+    name: str,
+    resource: str,
+    *,
+    description: str | None = None,
+) -> str:
+    """A Stripe source connection reading one resource path as JSON; returns its id."""
+    return create_source(
+        http,
+        headers,
+        STRIPE,
+        name,
+        base=base,
+        description=description,
+        data={"format": "json"},
+        params={"resourcePath": resource},
+    )
+
+
+def flow_body(
+    spec: str,
+    name: str,
+    source: str,
+    target: str,
+    *,
+    mapping: str | None = None,
+    description: str | None = None,
+    schedule: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A flow creation body: one source, one target, an optional mapping step."""
+    body: dict[str, Any] = {"name": name}
+    if description is not None:
+        body["description"] = description
+    body["flowSpec"] = {"id": spec, "version": "1.0"}
+    body["sourceConnectionIds"] = [source]
+    body["targetConnectionIds"] = [target]
+    if mapping is not None:
+        body["transformations"] = [
+            {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
+        ]
+    if schedule is not None:
+        body["scheduleParams"] = schedule
+    if options:
+        body["options"] = options
+    return body
+
+
+def create_flow(
+    http: Http,
+    headers: dict[str, str],
+    spec: str,
+    name: str,
+    source: str,
+    target: str,
+    **kwargs: Any,
+) -> str:
+    """A flow from `flow_body` (same keyword arguments); returns its id."""
+    body = flow_body(spec, name, source, target, **kwargs)
+    return str(call(http, "POST", f"{FS}/flows", headers, 201, json=body)["id"])
 
 
 def customer_io_chain(

@@ -20,12 +20,16 @@ from tests.emulator.chains import (
     FS,
     REST_FLOW,
     SFTP,
-    STRIPE,
     call,
+    create_connection,
     create_dataset,
+    create_flow,
     create_mapping,
     create_schema,
+    create_source,
     create_target,
+    stripe_base,
+    stripe_source,
 )
 from tests.emulator.conftest import ORG, SANDBOX
 from tests.emulator.openapi_support import RecordingTransport, SpecChecker
@@ -120,43 +124,28 @@ def _sftp_flow(
     schema = create_schema(http, headers, f"Loyalty {folder}", properties=PROPS)
     dataset = create_dataset(http, headers, f"loyalty-{folder}", schema["$id"])
     key = base64.b64encode(server.client_key.read_bytes()).decode()
-    base = call(
+    base = create_connection(
         http,
-        "POST",
-        f"{FS}/connections",
         headers,
-        201,
-        json={
-            "name": f"sftp {folder}",
-            "connectionSpec": {"id": SFTP, "version": "1.0"},
-            "auth": {
-                "specName": "SSH PublicKey Authentication for sftp",
-                "params": {
-                    "host": server.host,
-                    "port": server.port,
-                    "userName": server.user,
-                    "privateKeyContent": key,
-                },
-            },
+        SFTP,
+        f"sftp {folder}",
+        "SSH PublicKey Authentication for sftp",
+        {
+            "host": server.host,
+            "port": server.port,
+            "userName": server.user,
+            "privateKeyContent": key,
         },
-    )["id"]
-    source = call(
+    )
+    source = create_source(
         http,
-        "POST",
-        f"{FS}/sourceConnections",
         headers,
-        201,
-        json={
-            "name": f"csv {folder}",
-            "baseConnectionId": base,
-            "connectionSpec": {"id": SFTP, "version": "1.0"},
-            "data": {
-                "format": "delimited",
-                "properties": {"columnDelimiter": ",", "encoding": "UTF-8"},
-            },
-            "params": {"path": f"{server.landing}/{folder}/*.csv", "type": "folder"},
-        },
-    )["id"]
+        SFTP,
+        f"csv {folder}",
+        base=base,
+        data={"format": "delimited", "properties": {"columnDelimiter": ",", "encoding": "UTF-8"}},
+        params={"path": f"{server.landing}/{folder}/*.csv", "type": "folder"},
+    )
     target = create_target(http, headers, dataset, schema["$id"])
     mapping = create_mapping(
         http,
@@ -164,24 +153,17 @@ def _sftp_flow(
         schema["$id"],
         [("loyalty_id", "loyaltyId"), ("email", "personalEmail.address"), ("points", "points")],
     )
-    flow = call(
+    flow = create_flow(
         http,
-        "POST",
-        f"{FS}/flows",
         headers,
-        201,
-        json={
-            "name": f"backfill {folder}",
-            "flowSpec": {"id": CLOUD_FLOW, "version": "1.0"},
-            "sourceConnectionIds": [source],
-            "targetConnectionIds": [target],
-            "transformations": [
-                {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
-            ],
-            "scheduleParams": {"startTime": str(int(time.time())), "frequency": "once"},
-            **({"options": options} if options else {}),
-        },
-    )["id"]
+        CLOUD_FLOW,
+        f"backfill {folder}",
+        source,
+        target,
+        mapping=mapping,
+        schedule={"startTime": str(int(time.time())), "frequency": "once"},
+        options=options,
+    )
     return {"flow": flow, "dataset": dataset, "base": base}
 
 
@@ -268,18 +250,7 @@ def test_stripe_flow_runs_over_fixtures_and_explore(
     session: tuple[httpx.Client, dict[str, str]],
 ) -> None:
     http, headers = session
-    base = call(
-        http,
-        "POST",
-        f"{FS}/connections",
-        headers,
-        201,
-        json={
-            "name": "Stripe base connection",
-            "connectionSpec": {"id": STRIPE, "version": "1.0"},
-            "auth": {"specName": "OAuth2 Refresh Code", "params": {"accessToken": "sk_test_x"}},
-        },
-    )["id"]
+    base = stripe_base(http, headers, "Stripe base connection", "sk_test_x")
     params = base64.b64encode(b'{"resourcePath":"charges"}').decode().replace("=", "%3D")
     explored = call(
         http,
@@ -291,20 +262,7 @@ def test_stripe_flow_runs_over_fixtures_and_explore(
     )
     assert explored["format"] == "hierarchical"
     assert "data" in explored["schema"]["properties"]
-    source = call(
-        http,
-        "POST",
-        f"{FS}/sourceConnections",
-        headers,
-        201,
-        json={
-            "name": "charges",
-            "baseConnectionId": base,
-            "connectionSpec": {"id": STRIPE, "version": "1.0"},
-            "data": {"format": "json"},
-            "params": {"resourcePath": "charges"},
-        },
-    )["id"]
+    source = stripe_source(http, headers, base, "charges", "charges")
     schema = create_schema(
         http,
         headers,
@@ -316,23 +274,16 @@ def test_stripe_flow_runs_over_fixtures_and_explore(
     dataset = create_dataset(http, headers, "charges", schema["$id"])
     target = create_target(http, headers, dataset, schema["$id"])
     mapping = create_mapping(http, headers, schema["$id"], [("data.id", "chargeId")])
-    flow = call(
+    flow = create_flow(
         http,
-        "POST",
-        f"{FS}/flows",
         headers,
-        201,
-        json={
-            "name": "Stripe Connector Flow Generic Rest",
-            "flowSpec": {"id": REST_FLOW, "version": "1.0"},
-            "sourceConnectionIds": [source],
-            "targetConnectionIds": [target],
-            "transformations": [
-                {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
-            ],
-            "scheduleParams": {"startTime": "1710267858", "frequency": "once"},
-        },
-    )["id"]
+        REST_FLOW,
+        "Stripe Connector Flow Generic Rest",
+        source,
+        target,
+        mapping=mapping,
+        schedule={"startTime": "1710267858", "frequency": "once"},
+    )
     [run] = wait_run(http, headers, flow)
     assert run["metrics"]["statusSummary"]["status"] == "success", run
     fixture = Path(__file__).parents[2] / "emulator/runner/fixtures/stripe/v1/charges.jsonl"
@@ -387,53 +338,20 @@ def test_clock_scale_runs_minute_schedules_fast(tmp_path: Path) -> None:
             "x-gw-ims-org-id": ORG,
             "x-sandbox-name": SANDBOX,
         }
-        base = call(
-            http,
-            "POST",
-            f"{FS}/connections",
-            headers,
-            201,
-            json={
-                "name": "Stripe",
-                "connectionSpec": {"id": STRIPE, "version": "1.0"},
-                "auth": {"specName": "OAuth2 Refresh Code", "params": {"accessToken": "sk"}},
-            },
-        )["id"]
-        source = call(
-            http,
-            "POST",
-            f"{FS}/sourceConnections",
-            headers,
-            201,
-            json={
-                "name": "refunds",
-                "baseConnectionId": base,
-                "connectionSpec": {"id": STRIPE, "version": "1.0"},
-                "data": {"format": "json"},
-                "params": {"resourcePath": "refunds"},
-            },
-        )["id"]
+        base = stripe_base(http, headers, "Stripe", "sk")
+        source = stripe_source(http, headers, base, "refunds", "refunds")
         schema = create_schema(http, headers, "Refunds", identity=None, union=False)
         dataset = create_dataset(http, headers, "refunds", schema["$id"])
         target = create_target(http, headers, dataset, schema["$id"])
-        flow = call(
+        flow = create_flow(
             http,
-            "POST",
-            f"{FS}/flows",
             headers,
-            201,
-            json={
-                "name": "refunds every 15 minutes",
-                "flowSpec": {"id": REST_FLOW, "version": "1.0"},
-                "sourceConnectionIds": [source],
-                "targetConnectionIds": [target],
-                "scheduleParams": {
-                    "startTime": "1710267858",
-                    "frequency": "minute",
-                    "interval": 15,
-                },
-            },
-        )["id"]
+            REST_FLOW,
+            "refunds every 15 minutes",
+            source,
+            target,
+            schedule={"startTime": "1710267858", "frequency": "minute", "interval": 15},
+        )
         runs = wait_run(http, headers, flow, count=3, timeout_s=20)
         assert all(r["metrics"]["statusSummary"]["status"] == "success" for r in runs)
         call(http, "POST", f"{FS}/flows/{flow}/action?op=disable", headers, 200)
