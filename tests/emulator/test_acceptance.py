@@ -29,9 +29,17 @@ from tests.emulator.chains import (
     SCHEMAS,
     SFTP,
     STREAMING_FLOW,
-    STRIPE,
     XED_FULL,
     call,
+    create_connection,
+    create_dataset,
+    create_flow,
+    create_mapping,
+    create_schema,
+    create_source,
+    create_target,
+    stripe_base,
+    stripe_source,
 )
 from tests.emulator.conftest import ORG, SANDBOX
 from tests.emulator.openapi_support import RecordingTransport, SpecChecker
@@ -109,61 +117,6 @@ def wire(tmp_path: Path) -> Iterator[tuple[httpx.Client, RecordingTransport, dic
         yield http, transport, headers, emu.base_url
 
 
-def _schema(
-    http: httpx.Client,
-    headers: dict[str, str],
-    title: str,
-    cls: str,
-    props: dict[str, Any],
-    identity: str | None,
-) -> dict[str, Any]:
-    schema = call(
-        http,
-        "POST",
-        f"{SCHEMAS}/tenant/schemas",
-        headers,
-        201,
-        json={
-            "title": title,
-            "description": title,
-            "type": "object",
-            "allOf": [{"$ref": cls}],
-            "properties": props,
-            "meta:immutableTags": ["union"],
-        },
-    )
-    if identity:
-        call(
-            http,
-            "POST",
-            f"{SCHEMAS}/tenant/descriptors",
-            headers,
-            201,
-            json={
-                "@type": "xdm:descriptorIdentity",
-                "xdm:sourceSchema": schema["$id"],
-                "xdm:sourceVersion": 1,
-                "xdm:sourceProperty": identity,
-                "xdm:namespace": "Email",
-                "xdm:property": "xdm:code",
-                "xdm:isPrimary": True,
-            },
-        )
-    return dict(schema)
-
-
-def _dataset(http: httpx.Client, headers: dict[str, str], name: str, schema_id: str) -> str:
-    ref = call(
-        http,
-        "POST",
-        f"{CATALOG}/dataSets",
-        headers,
-        201,
-        json={"name": name, "schemaRef": {"id": schema_id, "contentType": XED_FULL}},
-    )
-    return str(ref[0]).removeprefix("@/dataSets/")
-
-
 def _enable_profile(http: httpx.Client, headers: dict[str, str], dataset: str) -> None:
     call(
         http,
@@ -178,79 +131,42 @@ def _enable_profile(http: httpx.Client, headers: dict[str, str], dataset: str) -
     )
 
 
-def _target(
-    http: httpx.Client,
-    headers: dict[str, str],
-    name: str,
-    schema_id: str,
-    dataset: str,
-    fmt: str = "parquet_xdm",
-) -> str:
-    return str(
-        call(
-            http,
-            "POST",
-            f"{FS}/targetConnections",
-            headers,
-            201,
-            json={
-                "name": name,
-                "description": name,
-                "connectionSpec": {"id": DATA_LAKE, "version": "1.0"},
-                "data": {"format": fmt, "schema": {"id": schema_id, "version": XED_FULL}},
-                "params": {"dataSetId": dataset},
-            },
-        )["id"]
-    )
-
-
 def _stripe_chain(http: httpx.Client, headers: dict[str, str]) -> str:
     tenant = call(http, "GET", f"{SCHEMAS}/stats", {**headers, "Accept": "application/json"}, 200)[
         "tenantId"
     ]
-    base = call(
+    base = stripe_base(
         http,
-        "POST",
-        f"{FS}/connections",
         headers,
-        201,
-        json={
-            "name": "Stripe base connection",
-            "description": "Authenticated base connection for Stripe",
-            "connectionSpec": {"id": STRIPE, "version": "1.0"},
-            "auth": {"specName": "OAuth2 Refresh Code", "params": {"accessToken": "sk_test_seed"}},
-        },
+        "Stripe base connection",
+        "sk_test_seed",
+        description="Authenticated base connection for Stripe",
     )
     params = base64.b64encode(b'{"resourcePath":"charges"}').decode()
     assert params == "eyJyZXNvdXJjZVBhdGgiOiJjaGFyZ2VzIn0="
     call(
         http,
         "GET",
-        f"{FS}/connections/{base['id']}/explore?objectType=rest&object=json"
+        f"{FS}/connections/{base}/explore?objectType=rest&object=json"
         f"&fileType=json&preview=false&sourceParams={params.replace('=', '%3D')}",
         headers,
         200,
     )
-    source = call(
+    source = stripe_source(
         http,
-        "POST",
-        f"{FS}/sourceConnections",
         headers,
-        201,
-        json={
-            "name": "Stripe Source Connection For Charges Data",
-            "description": "Stripe source connection for charges data",
-            "baseConnectionId": base["id"],
-            "connectionSpec": {"id": STRIPE, "version": "1.0"},
-            "data": {"format": "json"},
-            "params": {"resourcePath": "charges"},
-        },
+        base,
+        "Stripe Source Connection For Charges Data",
+        "charges",
+        description="Stripe source connection for charges data",
     )
     props = {f"_{tenant}": {"type": "object", "properties": {"charges_data": {"type": "object"}}}}
-    schema = _schema(http, headers, "Stripe charges", EVENT_CLASS, props, None)
-    dataset = _dataset(http, headers, "Stripe charges", schema["$id"])
-    target = _target(
-        http, headers, "Stripe Target Connection For Charges Data", schema["$id"], dataset
+    schema = create_schema(
+        http, headers, "Stripe charges", cls=EVENT_CLASS, properties=props, identity=None
+    )
+    dataset = create_dataset(http, headers, "Stripe charges", schema["$id"], file_description=False)
+    target = create_target(
+        http, headers, dataset, schema["$id"], "Stripe Target Connection For Charges Data"
     )
     mapping = call(
         http,
@@ -274,72 +190,43 @@ def _stripe_chain(http: httpx.Client, headers: dict[str, str]) -> str:
         },
     )
     assert HEX32.match(mapping["id"])
-    flow = call(
+    return create_flow(
         http,
-        "POST",
-        f"{FS}/flows",
         headers,
-        201,
-        json={
-            "name": "Stripe Connector Flow Generic Rest",
-            "description": "Stripe Connector Description Flow Generic Rest",
-            "flowSpec": {"id": REST_FLOW, "version": "1.0"},
-            "sourceConnectionIds": [source["id"]],
-            "targetConnectionIds": [target],
-            "transformations": [
-                {"name": "Mapping", "params": {"mappingId": mapping["id"], "mappingVersion": 0}}
-            ],
-            "scheduleParams": {"startTime": "1710267858", "frequency": "minute", "interval": 15},
-        },
+        REST_FLOW,
+        "Stripe Connector Flow Generic Rest",
+        source,
+        target,
+        description="Stripe Connector Description Flow Generic Rest",
+        mapping=mapping["id"],
+        schedule={"startTime": "1710267858", "frequency": "minute", "interval": 15},
     )
-    return str(flow["id"])
 
 
 def _capillary_chain(http: httpx.Client, headers: dict[str, str]) -> tuple[str, str]:
-    base = call(
-        http,
-        "POST",
-        f"{FS}/connections",
-        headers,
-        201,
-        json={
-            "name": "Capillary base connection",
-            "description": "Base connection to authenticate the Capillary source.",
-            "connectionSpec": {"id": CAPILLARY, "version": "1.0"},
-            "auth": {
-                "specName": "OAuth generic-rest-connector",
-                "params": {
-                    "clientId": "cap-client",
-                    "clientSecret": "cap-secret",
-                    "accessToken": "cap-token",
-                },
-            },
-        },
-    )
-    call(http, "GET", f"{FS}/connections/{base['id']}", headers, 200)
-    source = call(
-        http,
-        "POST",
-        f"{FS}/sourceConnections",
-        headers,
-        201,
-        json={
-            "name": "Capillary Streaming",
-            "description": "Capillary Streaming",
-            "baseConnectionId": base["id"],
-            "connectionSpec": {"id": CAPILLARY, "version": "1.0"},
-        },
-    )
-    call(http, "GET", f"{FS}/sourceConnections/{source['id']}", headers, 200)
-    schema = _schema(
+    base = create_connection(
         http,
         headers,
-        "Capillary profile",
-        "https://ns.adobe.com/xdm/context/profile",
-        PROFILE_PROPS,
-        "/personalEmail/address",
+        CAPILLARY,
+        "Capillary base connection",
+        "OAuth generic-rest-connector",
+        {"clientId": "cap-client", "clientSecret": "cap-secret", "accessToken": "cap-token"},
+        description="Base connection to authenticate the Capillary source.",
     )
-    dataset = _dataset(http, headers, "Capillary profiles", schema["$id"])
+    call(http, "GET", f"{FS}/connections/{base}", headers, 200)
+    source = create_source(
+        http,
+        headers,
+        CAPILLARY,
+        "Capillary Streaming",
+        base=base,
+        description="Capillary Streaming",
+    )
+    call(http, "GET", f"{FS}/sourceConnections/{source}", headers, 200)
+    schema = create_schema(http, headers, "Capillary profile", properties=PROFILE_PROPS)
+    dataset = create_dataset(
+        http, headers, "Capillary profiles", schema["$id"], file_description=False
+    )
     _enable_profile(http, headers, dataset)
     target = call(
         http,
@@ -355,29 +242,22 @@ def _capillary_chain(http: httpx.Client, headers: dict[str, str]) -> tuple[str, 
             "connectionSpec": {"id": DATA_LAKE, "version": "1.0"},
         },
     )["id"]
-    mapping = call(
+    mapping = create_mapping(
         http,
-        "POST",
-        f"{CONVERSION}/mappingSets",
         headers,
-        200,
-        json={
-            "outputSchema": {"schemaRef": {"id": schema["$id"], "contentType": XED_FULL}},
-            "mappings": [
-                {"sourceType": "ATTRIBUTE", "source": s, "destination": d}
-                for s, d in (
-                    ("identityMap", "identityMap"),
-                    ("loyalty.points", "loyalty.points"),
-                    ("loyalty.tier", "loyalty.tier"),
-                )
-            ],
-        },
-    )["id"]
+        schema["$id"],
+        [
+            ("identityMap", "identityMap"),
+            ("loyalty.points", "loyalty.points"),
+            ("loyalty.tier", "loyalty.tier"),
+        ],
+        new_format=True,
+    )
     seed_flow: dict[str, Any] = {
         "name": "Capillary dataflow",
         "description": "Capillary → Experience Platform dataflow",
         "flowSpec": {"id": REST_FLOW, "version": "1.0"},
-        "sourceConnectionIds": source["id"],
+        "sourceConnectionIds": source,
         "targetConnectionIds": target,
         "transformations": [
             {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": "0"}}
@@ -386,7 +266,7 @@ def _capillary_chain(http: httpx.Client, headers: dict[str, str]) -> tuple[str, 
     }
     as_given = http.post(f"{FS}/flows", headers=headers, json=seed_flow)
     assert as_given.status_code == 400  # the seed's ids are strings, not arrays
-    seed_flow["sourceConnectionIds"] = [source["id"]]
+    seed_flow["sourceConnectionIds"] = [source]
     seed_flow["targetConnectionIds"] = [target]
     batch_flow = call(http, "POST", f"{FS}/flows", headers, 201, json=seed_flow)["id"]
     got = call(http, "GET", f"{FS}/flows/{batch_flow}", headers, 200)["items"][0]
@@ -414,22 +294,15 @@ def _customer_io_chain(http: httpx.Client, headers: dict[str, str]) -> str:
             "data": {"format": "json"},
         },
     )
-    schema = _schema(
-        http,
-        headers,
-        "Customer.io events",
-        "https://ns.adobe.com/xdm/context/profile",
-        PROFILE_PROPS,
-        "/personalEmail/address",
-    )
-    dataset = _dataset(http, headers, "Customer.io", schema["$id"])
+    schema = create_schema(http, headers, "Customer.io events", properties=PROFILE_PROPS)
+    dataset = create_dataset(http, headers, "Customer.io", schema["$id"], file_description=False)
     _enable_profile(http, headers, dataset)
-    target = _target(
+    target = create_target(
         http,
         headers,
-        "Streaming Target Connection for Customer.io",
-        schema["$id"],
         dataset,
+        schema["$id"],
+        "Streaming Target Connection for Customer.io",
         fmt="json",
     )
     mapping = call(
@@ -450,64 +323,39 @@ def _customer_io_chain(http: httpx.Client, headers: dict[str, str]) -> str:
             ],
         },
     )["id"]
-    flow = call(
+    return create_flow(
         http,
-        "POST",
-        f"{FS}/flows",
         headers,
-        201,
-        json={
-            "name": "Streaming Dataflow for Customer.io",
-            "description": "Streaming Dataflow for Customer.io",
-            "flowSpec": {"id": STREAMING_FLOW, "version": "1.0"},
-            "sourceConnectionIds": [source["id"]],
-            "targetConnectionIds": [target],
-            "transformations": [
-                {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
-            ],
-        },
+        STREAMING_FLOW,
+        "Streaming Dataflow for Customer.io",
+        source["id"],
+        target,
+        description="Streaming Dataflow for Customer.io",
+        mapping=mapping,
     )
-    return str(flow["id"])
 
 
 def _sftp_chain(http: httpx.Client, headers: dict[str, str]) -> str:
-    base = call(
+    base = create_connection(
         http,
-        "POST",
-        f"{FS}/connections",
         headers,
-        201,
-        json={
-            "name": "SFTP backfill",
-            "connectionSpec": {"id": SFTP, "version": "1.0"},
-            "auth": {
-                "specName": "Basic Authentication for sftp",
-                "params": {"host": "127.0.0.1", "port": 9, "userName": "aep", "password": "pw"},
-            },
-        },
+        SFTP,
+        "SFTP backfill",
+        "Basic Authentication for sftp",
+        {"host": "127.0.0.1", "port": 9, "userName": "aep", "password": "pw"},
     )
-    source = call(
+    source = create_source(
         http,
-        "POST",
-        f"{FS}/sourceConnections",
         headers,
-        201,
-        json={
-            "name": "Capillary CSV",
-            "baseConnectionId": base["id"],
-            "connectionSpec": {"id": SFTP, "version": "1.0"},
-            "data": {
-                "format": "delimited",
-                "properties": {"columnDelimiter": ",", "encoding": "UTF-8"},
-            },
-            "params": {"path": "/capillary/backfill/*.csv", "type": "folder", "recursive": True},
-        },
+        SFTP,
+        "Capillary CSV",
+        base=base,
+        data={"format": "delimited", "properties": {"columnDelimiter": ",", "encoding": "UTF-8"}},
+        params={"path": "/capillary/backfill/*.csv", "type": "folder", "recursive": True},
     )
-    schema = _schema(
-        http, headers, "Backfill", "https://ns.adobe.com/xdm/context/profile", PROFILE_PROPS, None
-    )
-    dataset = _dataset(http, headers, "Backfill", schema["$id"])
-    target = _target(http, headers, "Backfill target", schema["$id"], dataset)
+    schema = create_schema(http, headers, "Backfill", properties=PROFILE_PROPS, identity=None)
+    dataset = create_dataset(http, headers, "Backfill", schema["$id"], file_description=False)
+    target = create_target(http, headers, dataset, schema["$id"], "Backfill target")
     mapping = call(
         http,
         "POST",
@@ -528,25 +376,17 @@ def _sftp_chain(http: httpx.Client, headers: dict[str, str]) -> str:
             ],
         },
     )["id"]
-    flow = call(
+    return create_flow(
         http,
-        "POST",
-        f"{FS}/flows",
         headers,
-        201,
-        json={
-            "name": "Capillary backfill",
-            "flowSpec": {"id": CLOUD_FLOW, "version": "1.0"},
-            "sourceConnectionIds": [source["id"]],
-            "targetConnectionIds": [target],
-            "transformations": [
-                {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
-            ],
-            "scheduleParams": {"startTime": str(int(time.time())), "frequency": "once"},
-            "options": {"errorDiagnosticsEnabled": True, "partialIngestionPercent": 5},
-        },
+        CLOUD_FLOW,
+        "Capillary backfill",
+        source,
+        target,
+        mapping=mapping,
+        schedule={"startTime": str(int(time.time())), "frequency": "once"},
+        options={"errorDiagnosticsEnabled": True, "partialIngestionPercent": 5},
     )
-    return str(flow["id"])
 
 
 def _send_and_find(
