@@ -18,6 +18,9 @@ from tests.emulator.chains import (
     HTTP_XDM_FLOW,
     XED_FULL,
     call,
+    create_connection,
+    create_flow,
+    create_source,
     create_target,
     customer_io_chain,
 )
@@ -119,47 +122,17 @@ def test_sync_validation_reports_at_most_five_causes(
     chain = customer_io_chain(client, headers, schema_properties=props)
     schema_id = chain["schema"]
     dataset = chain["dataset"]
-    base = call(
+    base = create_connection(
         client,
-        "POST",
-        f"{FS}/connections",
         headers,
-        201,
-        json={
-            "name": "http",
-            "connectionSpec": {"id": HTTP_API, "version": "1.0"},
-            "auth": {
-                "specName": "Streaming Connection",
-                "params": {"dataType": "xdm", "name": "h"},
-            },
-        },
+        HTTP_API,
+        "http",
+        "Streaming Connection",
+        {"dataType": "xdm", "name": "h"},
     )
-    source = call(
-        client,
-        "POST",
-        f"{FS}/sourceConnections",
-        headers,
-        201,
-        json={
-            "name": "h",
-            "baseConnectionId": base["id"],
-            "connectionSpec": {"id": HTTP_API, "version": "1.0"},
-        },
-    )["id"]
+    source = create_source(client, headers, HTTP_API, "h", base=base)
     target = create_target(client, headers, dataset, schema_id)
-    flow = call(
-        client,
-        "POST",
-        f"{FS}/flows",
-        headers,
-        201,
-        json={
-            "name": "xdm",
-            "flowSpec": {"id": HTTP_XDM_FLOW, "version": "1.0"},
-            "sourceConnectionIds": [source],
-            "targetConnectionIds": [target],
-        },
-    )["id"]
+    flow = create_flow(client, headers, HTTP_XDM_FLOW, "xdm", source, target)
     inlet = _inlet_path(client, headers, flow)
     ref = {"id": schema_id, "contentType": XED_FULL}
     bad = {f"f{n}": "not a number" for n in range(8)}
@@ -297,47 +270,17 @@ def test_sync_validation_is_limited_to_60_a_minute(
 
 def test_authenticated_inlet_needs_a_token(client: TestClient, headers: dict[str, str]) -> None:
     chain = customer_io_chain(client, headers, schema_properties=PROPS)
-    base = call(
+    base = create_connection(
         client,
-        "POST",
-        f"{FS}/connections",
         headers,
-        201,
-        json={
-            "name": "trusted",
-            "connectionSpec": {"id": HTTP_API, "version": "1.0"},
-            "auth": {
-                "specName": "Streaming Connection",
-                "params": {"dataType": "xdm", "name": "t", "authenticationRequired": True},
-            },
-        },
+        HTTP_API,
+        "trusted",
+        "Streaming Connection",
+        {"dataType": "xdm", "name": "t", "authenticationRequired": True},
     )
-    source = call(
-        client,
-        "POST",
-        f"{FS}/sourceConnections",
-        headers,
-        201,
-        json={
-            "name": "trusted",
-            "baseConnectionId": base["id"],
-            "connectionSpec": {"id": HTTP_API, "version": "1.0"},
-        },
-    )["id"]
+    source = create_source(client, headers, HTTP_API, "trusted", base=base)
     target = create_target(client, headers, chain["dataset"], chain["schema"])
-    flow = call(
-        client,
-        "POST",
-        f"{FS}/flows",
-        headers,
-        201,
-        json={
-            "name": "trusted",
-            "flowSpec": {"id": HTTP_XDM_FLOW, "version": "1.0"},
-            "sourceConnectionIds": [source],
-            "targetConnectionIds": [target],
-        },
-    )["id"]
+    flow = create_flow(client, headers, HTTP_XDM_FLOW, "trusted", source, target)
     inlet = _inlet_path(client, headers, flow)
     record = {"personalEmail": {"address": "t@example.com"}}
     missing = client.post(inlet, json=record)
