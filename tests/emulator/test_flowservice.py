@@ -21,11 +21,17 @@ from tests.emulator.chains import (
     STREAMING_FLOW,
     STRIPE,
     call,
+    create_connection,
     create_dataset,
+    create_flow,
     create_mapping,
     create_schema,
+    create_source,
     create_target,
     customer_io_chain,
+    flow_body,
+    stripe_base,
+    stripe_source,
 )
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -33,42 +39,18 @@ ETAG = re.compile(r'^"[^"]+"$')
 
 
 def _stripe_base(client: TestClient, headers: dict[str, str], name: str = "Stripe base") -> str:
-    return str(
-        call(
-            client,
-            "POST",
-            f"{FS}/connections",
-            headers,
-            201,
-            json={
-                "name": name,
-                "description": "Authenticated base connection for Stripe",
-                "connectionSpec": {"id": STRIPE, "version": "1.0"},
-                "auth": {
-                    "specName": "OAuth2 Refresh Code",
-                    "params": {"accessToken": "sk_test_123"},
-                },
-            },
-        )["id"]
+    return stripe_base(
+        client,
+        headers,
+        name,
+        "sk_test_123",
+        description="Authenticated base connection for Stripe",
     )
 
 
 def _stripe_chain(client: TestClient, headers: dict[str, str]) -> dict[str, str]:
     base = _stripe_base(client, headers)
-    source = call(
-        client,
-        "POST",
-        f"{FS}/sourceConnections",
-        headers,
-        201,
-        json={
-            "name": "Stripe charges",
-            "baseConnectionId": base,
-            "connectionSpec": {"id": STRIPE, "version": "1.0"},
-            "data": {"format": "json"},
-            "params": {"resourcePath": "charges"},
-        },
-    )["id"]
+    source = stripe_source(client, headers, base, "Stripe charges", "charges")
     schema = create_schema(client, headers, "Stripe charges", identity=None, union=False)
     dataset = create_dataset(client, headers, "charges", schema["$id"])
     target = create_target(client, headers, dataset, schema["$id"])
@@ -84,16 +66,14 @@ def _stripe_chain(client: TestClient, headers: dict[str, str]) -> dict[str, str]
 
 
 def _flow_body(chain: dict[str, str], **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": "Stripe flow",
-        "flowSpec": {"id": REST_FLOW, "version": "1.0"},
-        "sourceConnectionIds": [chain["source"]],
-        "targetConnectionIds": [chain["target"]],
-        "transformations": [
-            {"name": "Mapping", "params": {"mappingId": chain["mapping"], "mappingVersion": 0}}
-        ],
-        "scheduleParams": {"startTime": "1710267858", "frequency": "minute", "interval": 15},
-    }
+    body = flow_body(
+        REST_FLOW,
+        "Stripe flow",
+        chain["source"],
+        chain["target"],
+        mapping=chain["mapping"],
+        schedule={"startTime": "1710267858", "frequency": "minute", "interval": 15},
+    )
     body.update(extra)
     return body
 
@@ -369,33 +349,15 @@ def test_inlets_are_assigned_by_flow_spec(client: TestClient, headers: dict[str,
     flow = call(client, "GET", f"{FS}/flows/{cio['flow']}", headers, 200)["items"][0]
     inlet = flow["options"]["inletUrl"]
     assert re.match(r"^http://testserver/collection/[0-9a-f]{64}$", inlet)
-    base = call(
+    base = create_connection(
         client,
-        "POST",
-        f"{FS}/connections",
         headers,
-        201,
-        json={
-            "name": "Capillary base connection",
-            "connectionSpec": {"id": CAPILLARY, "version": "1.0"},
-            "auth": {
-                "specName": "OAuth generic-rest-connector",
-                "params": {"clientId": "cid", "clientSecret": "csecret", "accessToken": "tok"},
-            },
-        },
-    )["id"]
-    source = call(
-        client,
-        "POST",
-        f"{FS}/sourceConnections",
-        headers,
-        201,
-        json={
-            "name": "Capillary Streaming",
-            "baseConnectionId": base,
-            "connectionSpec": {"id": CAPILLARY, "version": "1.0"},
-        },
-    )["id"]
+        CAPILLARY,
+        "Capillary base connection",
+        "OAuth generic-rest-connector",
+        {"clientId": "cid", "clientSecret": "csecret", "accessToken": "tok"},
+    )
+    source = create_source(client, headers, CAPILLARY, "Capillary Streaming", base=base)
     body: dict[str, Any] = {
         "name": "Capillary dataflow",
         "flowSpec": {"id": REST_FLOW, "version": "1.0"},
@@ -423,64 +385,26 @@ def test_http_api_inlet_comes_from_its_base_connection(
     schema = create_schema(client, headers, "http")
     dataset = create_dataset(client, headers, "http", schema["$id"])
     target = create_target(client, headers, dataset, schema["$id"])
-    base = call(
+    base = create_connection(
         client,
-        "POST",
-        f"{FS}/connections",
         headers,
-        201,
-        json={
-            "name": "http",
-            "connectionSpec": {"id": HTTP_API, "version": "1.0"},
-            "auth": {
-                "specName": "Streaming Connection",
-                "params": {"dataType": "xdm", "name": "http", "authenticationRequired": False},
-            },
-        },
-    )["id"]
+        HTTP_API,
+        "http",
+        "Streaming Connection",
+        {"dataType": "xdm", "name": "http", "authenticationRequired": False},
+    )
     params = call(client, "GET", f"{FS}/connections/{base}", headers, 200)["items"][0]["auth"][
         "params"
     ]
     assert re.match(r"^[0-9a-f]{64}$", params["inletId"])
-    source = call(
-        client,
-        "POST",
-        f"{FS}/sourceConnections",
-        headers,
-        201,
-        json={
-            "name": "http source",
-            "baseConnectionId": base,
-            "connectionSpec": {"id": HTTP_API, "version": "1.0"},
-        },
-    )["id"]
+    source = create_source(client, headers, HTTP_API, "http source", base=base)
     with_mapping = client.post(
         f"{FS}/flows",
         headers=headers,
-        json={
-            "name": "xdm flow",
-            "flowSpec": {"id": HTTP_XDM_FLOW, "version": "1.0"},
-            "sourceConnectionIds": [source],
-            "targetConnectionIds": [target],
-            "transformations": [
-                {"name": "Mapping", "params": {"mappingId": "x", "mappingVersion": 0}}
-            ],
-        },
+        json=flow_body(HTTP_XDM_FLOW, "xdm flow", source, target, mapping="x"),
     )
     assert with_mapping.status_code == 400
-    flow = call(
-        client,
-        "POST",
-        f"{FS}/flows",
-        headers,
-        201,
-        json={
-            "name": "xdm flow",
-            "flowSpec": {"id": HTTP_XDM_FLOW, "version": "1.0"},
-            "sourceConnectionIds": [source],
-            "targetConnectionIds": [target],
-        },
-    )["id"]
+    flow = create_flow(client, headers, HTTP_XDM_FLOW, "xdm flow", source, target)
     got = call(client, "GET", f"{FS}/flows/{flow}", headers, 200)["items"][0]
     assert got["options"]["inletUrl"] == params["inletUrl"]
 
