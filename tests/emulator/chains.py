@@ -115,8 +115,12 @@ def create_mapping(
     pairs: list[tuple[str, str]],
     *,
     new_format: bool = False,
+    null_id: bool = True,
 ) -> str:
-    """A mapping set from (source, destination) pairs; returns its 32-hex id."""
+    """A mapping set from (source, destination) pairs; returns its 32-hex id.
+
+    The old format carries `"id": null` as Adobe's examples do unless `null_id` is False.
+    """
     if new_format:
         body: dict[str, Any] = {
             "outputSchema": {"schemaRef": {"id": schema_id, "contentType": XED_FULL}},
@@ -125,16 +129,13 @@ def create_mapping(
             ],
         }
     else:
-        body = {
-            "version": 0,
-            "xdmSchema": schema_id,
-            "xdmVersion": "1.0",
-            "id": None,
-            "mappings": [
-                {"sourceAttribute": s, "destinationXdmPath": d, "identity": False, "version": 0}
-                for s, d in pairs
-            ],
-        }
+        body = {"version": 0, "xdmSchema": schema_id, "xdmVersion": "1.0"}
+        if null_id:
+            body["id"] = None
+        body["mappings"] = [
+            {"sourceAttribute": s, "destinationXdmPath": d, "identity": False, "version": 0}
+            for s, d in pairs
+        ]
     return str(call(http, "POST", f"{CONVERSION}/mappingSets", headers, 200, json=body)["id"])
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
@@ -25,18 +26,17 @@ SANDBOX = "prod"
 
 
 def token_for(
-    client: TestClient, client_id: str = DEFAULT_CLIENT_ID, secret: str = DEFAULT_CLIENT_SECRET
+    client: TestClient | httpx.Client,
+    client_id: str = DEFAULT_CLIENT_ID,
+    secret: str = DEFAULT_CLIENT_SECRET,
+    *,
+    scope: str | None = "openid,AdobeID",
 ) -> str:
-    """A fresh IMS token from the app behind `client`."""
-    response = client.post(
-        "/ims/token/v3",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "scope": "openid,AdobeID",
-        },
-    )
+    """A fresh IMS token from the app behind `client` (no scope field when `scope` is None)."""
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    if scope is not None:
+        form["scope"] = scope
+    response = client.post("/ims/token/v3", data=form)
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
 

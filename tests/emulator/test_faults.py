@@ -9,28 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.embed import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmbeddedEmulator
+from emulator.embed import EmbeddedEmulator
 from tests.emulator.chains import CUSTOMER_IO, FS, call
-from tests.emulator.conftest import ORG, SANDBOX
+from tests.emulator.conftest import platform_headers, token_for
 
 SOURCES = f"{FS}/sourceConnections"
 
 
 def _login(http: httpx.Client) -> dict[str, str]:
-    token = http.post(
-        "/ims/token/v3",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": DEFAULT_CLIENT_ID,
-            "client_secret": DEFAULT_CLIENT_SECRET,
-        },
-    ).json()["access_token"]
-    return {
-        "Authorization": f"Bearer {token}",
-        "x-api-key": DEFAULT_CLIENT_ID,
-        "x-gw-ims-org-id": ORG,
-        "x-sandbox-name": SANDBOX,
-    }
+    return platform_headers(token_for(http, scope=None))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from tests.emulator.chains import (
     create_dataset,
     create_schema,
     customer_io_chain,
+    stripe_base,
 )
 from tests.emulator.conftest import ORG, SANDBOX
 
@@ -59,18 +60,7 @@ def test_dataset_delete_and_missing_batch(client: TestClient, headers: dict[str,
 
 
 def test_connection_test_and_unknown_ids(client: TestClient, headers: dict[str, str]) -> None:
-    rid = call(
-        client,
-        "POST",
-        f"{FS}/connections",
-        headers,
-        201,
-        json={
-            "name": "s",
-            "connectionSpec": {"id": STRIPE, "version": "1.0"},
-            "auth": {"specName": "OAuth2 Refresh Code", "params": {"accessToken": "x"}},
-        },
-    )["id"]
+    rid = stripe_base(client, headers, "s", "x")
     assert call(client, "GET", f"{FS}/connections/{rid}/test", headers, 200) == {"result": True}
     for path in (
         f"{FS}/connections/nope",
