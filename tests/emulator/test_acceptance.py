@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from emulator.deviations import markdown_table
-from emulator.embed import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmbeddedEmulator
+from emulator.embed import EmbeddedEmulator
 from tests.emulator.chains import (
     CAPILLARY,
     CATALOG,
@@ -41,7 +41,7 @@ from tests.emulator.chains import (
     stripe_base,
     stripe_source,
 )
-from tests.emulator.conftest import ORG, SANDBOX
+from tests.emulator.conftest import platform_headers, token_for
 from tests.emulator.openapi_support import RecordingTransport, SpecChecker
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -98,22 +98,7 @@ def wire(tmp_path: Path) -> Iterator[tuple[httpx.Client, RecordingTransport, dic
         EmbeddedEmulator(tmp_path / "aep", landing_delay_s=0.0) as emu,
         httpx.Client(base_url=emu.base_url, transport=transport, timeout=30) as http,
     ):
-        token = http.post(
-            "/ims/token/v3",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": DEFAULT_CLIENT_ID,
-                "client_secret": DEFAULT_CLIENT_SECRET,
-                "scope": "openid,AdobeID",
-            },
-        ).json()
-        headers = {
-            "Authorization": f"Bearer {token['access_token']}",
-            "x-api-key": DEFAULT_CLIENT_ID,
-            "x-gw-ims-org-id": ORG,
-            "x-sandbox-name": SANDBOX,
-            "Content-Type": "application/json",
-        }
+        headers = {**platform_headers(token_for(http)), "Content-Type": "application/json"}
         yield http, transport, headers, emu.base_url
 
 
@@ -168,28 +153,14 @@ def _stripe_chain(http: httpx.Client, headers: dict[str, str]) -> str:
     target = create_target(
         http, headers, dataset, schema["$id"], "Stripe Target Connection For Charges Data"
     )
-    mapping = call(
+    mapping = create_mapping(
         http,
-        "POST",
-        f"{CONVERSION}/mappingSets",
         headers,
-        200,
-        json={
-            "version": 0,
-            "xdmSchema": schema["$id"],
-            "xdmVersion": "1.0",
-            "mappings": [
-                {
-                    "destinationXdmPath": f"_{tenant}.charges_data.{f}",
-                    "sourceAttribute": f"data.{f}",
-                    "identity": False,
-                    "version": 0,
-                }
-                for f in STRIPE_CHARGE_FIELDS
-            ],
-        },
+        schema["$id"],
+        [(f"data.{f}", f"_{tenant}.charges_data.{f}") for f in STRIPE_CHARGE_FIELDS],
+        null_id=False,
     )
-    assert HEX32.match(mapping["id"])
+    assert HEX32.match(mapping)
     return create_flow(
         http,
         headers,
@@ -198,7 +169,7 @@ def _stripe_chain(http: httpx.Client, headers: dict[str, str]) -> str:
         source,
         target,
         description="Stripe Connector Description Flow Generic Rest",
-        mapping=mapping["id"],
+        mapping=mapping,
         schedule={"startTime": "1710267858", "frequency": "minute", "interval": 15},
     )
 
@@ -356,26 +327,9 @@ def _sftp_chain(http: httpx.Client, headers: dict[str, str]) -> str:
     schema = create_schema(http, headers, "Backfill", properties=PROFILE_PROPS, identity=None)
     dataset = create_dataset(http, headers, "Backfill", schema["$id"], file_description=False)
     target = create_target(http, headers, dataset, schema["$id"], "Backfill target")
-    mapping = call(
-        http,
-        "POST",
-        f"{CONVERSION}/mappingSets",
-        headers,
-        200,
-        json={
-            "version": 0,
-            "xdmSchema": schema["$id"],
-            "xdmVersion": "1.0",
-            "mappings": [
-                {
-                    "sourceAttribute": "email",
-                    "destinationXdmPath": "personalEmail.address",
-                    "identity": False,
-                    "version": 0,
-                }
-            ],
-        },
-    )["id"]
+    mapping = create_mapping(
+        http, headers, schema["$id"], [("email", "personalEmail.address")], null_id=False
+    )
     return create_flow(
         http,
         headers,

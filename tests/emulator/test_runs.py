@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.embed import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmbeddedEmulator
+from emulator.embed import EmbeddedEmulator
 from tests.emulator.chains import (
     CATALOG,
     CLOUD_FLOW,
@@ -31,7 +31,7 @@ from tests.emulator.chains import (
     stripe_base,
     stripe_source,
 )
-from tests.emulator.conftest import ORG, SANDBOX
+from tests.emulator.conftest import ORG, SANDBOX, platform_headers, token_for
 from tests.emulator.openapi_support import RecordingTransport, SpecChecker
 from tests.support.sshd import Sshd, start_sshd
 
@@ -67,24 +67,7 @@ def session(tmp_path: Path, rsa_sshd: Sshd) -> Iterator[tuple[httpx.Client, dict
         ) as emu,
         httpx.Client(base_url=emu.base_url, timeout=30, transport=transport) as http,
     ):
-        token = http.post(
-            "/ims/token/v3",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": DEFAULT_CLIENT_ID,
-                "client_secret": DEFAULT_CLIENT_SECRET,
-                "scope": "openid",
-            },
-        ).json()["access_token"]
-        yield (
-            http,
-            {
-                "Authorization": f"Bearer {token}",
-                "x-api-key": DEFAULT_CLIENT_ID,
-                "x-gw-ims-org-id": ORG,
-                "x-sandbox-name": SANDBOX,
-            },
-        )
+        yield http, platform_headers(token_for(http, scope="openid"))
         checker = SpecChecker(emu.base_url)
         problems = [p for ex in transport.exchanges for p in checker.problems(ex)]
         assert problems == [], "\n".join(problems)
@@ -324,20 +307,7 @@ def test_clock_scale_runs_minute_schedules_fast(tmp_path: Path) -> None:
         EmbeddedEmulator(tmp_path / "aep", clock_scale=3600) as emu,
         httpx.Client(base_url=emu.base_url, timeout=30) as http,
     ):
-        token = http.post(
-            "/ims/token/v3",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": DEFAULT_CLIENT_ID,
-                "client_secret": DEFAULT_CLIENT_SECRET,
-            },
-        ).json()["access_token"]
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "x-api-key": DEFAULT_CLIENT_ID,
-            "x-gw-ims-org-id": ORG,
-            "x-sandbox-name": SANDBOX,
-        }
+        headers = platform_headers(token_for(http, scope=None))
         base = stripe_base(http, headers, "Stripe", "sk")
         source = stripe_source(http, headers, base, "refunds", "refunds")
         schema = create_schema(http, headers, "Refunds", identity=None, union=False)
