@@ -296,6 +296,26 @@ def create_flow(
     return str(call(http, "POST", f"{FS}/flows", headers, 201, json=body)["id"])
 
 
+def customer_io_source(http: Http, headers: dict[str, str], name: str = "Customer.io") -> str:
+    """Customer.io's streaming source connection (no base connection) per its tutorial."""
+    return str(
+        call(
+            http,
+            "POST",
+            f"{FS}/sourceConnections",
+            headers,
+            201,
+            json={
+                "name": f"Streaming Source Connection for {name}",
+                "providerId": "521eee4d-8cbe-4906-bb48-fb6bd4450033",
+                "description": "Streaming Source Connection for customer.io",
+                "connectionSpec": {"id": CUSTOMER_IO, "version": "1.0"},
+                "data": {"format": "json"},
+            },
+        )["id"]
+    )
+
+
 def customer_io_chain(
     http: Http,
     headers: dict[str, str],
@@ -306,20 +326,7 @@ def customer_io_chain(
     """Customer.io per its tutorial: no base connection, source, target, mapping, flow."""
     schema = create_schema(http, headers, f"{name} schema", properties=schema_properties)
     dataset = create_dataset(http, headers, f"{name} dataset", schema["$id"], profile=True)
-    source = call(
-        http,
-        "POST",
-        f"{FS}/sourceConnections",
-        headers,
-        201,
-        json={
-            "name": f"Streaming Source Connection for {name}",
-            "providerId": "521eee4d-8cbe-4906-bb48-fb6bd4450033",
-            "description": "Streaming Source Connection for customer.io",
-            "connectionSpec": {"id": CUSTOMER_IO, "version": "1.0"},
-            "data": {"format": "json"},
-        },
-    )
+    source = customer_io_source(http, headers, name)
     target = create_target(http, headers, dataset, schema["$id"], f"{name} target")
     mapping = create_mapping(
         http,
@@ -342,7 +349,7 @@ def customer_io_chain(
             "name": f"Streaming Dataflow for {name}",
             "description": "Streaming Dataflow",
             "flowSpec": {"id": STREAMING_FLOW, "version": "1.0"},
-            "sourceConnectionIds": [source["id"]],
+            "sourceConnectionIds": [source],
             "targetConnectionIds": [target],
             "transformations": [
                 {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
@@ -352,7 +359,7 @@ def customer_io_chain(
     return {
         "schema": schema["$id"],
         "dataset": dataset,
-        "source": source["id"],
+        "source": source,
         "target": target,
         "mapping": mapping,
         "flow": flow["id"],

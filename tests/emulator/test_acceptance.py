@@ -21,7 +21,6 @@ from tests.emulator.chains import (
     CATALOG,
     CLOUD_FLOW,
     CONVERSION,
-    CUSTOMER_IO,
     DATA_LAKE,
     EVENT_CLASS,
     FS,
@@ -38,6 +37,7 @@ from tests.emulator.chains import (
     create_schema,
     create_source,
     create_target,
+    customer_io_source,
     stripe_base,
     stripe_source,
 )
@@ -251,20 +251,7 @@ def _capillary_chain(http: httpx.Client, headers: dict[str, str]) -> tuple[str, 
 
 
 def _customer_io_chain(http: httpx.Client, headers: dict[str, str]) -> str:
-    source = call(
-        http,
-        "POST",
-        f"{FS}/sourceConnections",
-        headers,
-        201,
-        json={
-            "name": "Streaming Source Connection for Customer.io",
-            "providerId": "521eee4d-8cbe-4906-bb48-fb6bd4450033",
-            "description": "Streaming Source Connection for customer.io",
-            "connectionSpec": {"id": CUSTOMER_IO, "version": "1.0"},
-            "data": {"format": "json"},
-        },
-    )
+    source = customer_io_source(http, headers)
     schema = create_schema(http, headers, "Customer.io events", properties=PROFILE_PROPS)
     dataset = create_dataset(http, headers, "Customer.io", schema["$id"], file_description=False)
     _enable_profile(http, headers, dataset)
@@ -299,7 +286,7 @@ def _customer_io_chain(http: httpx.Client, headers: dict[str, str]) -> str:
         headers,
         STREAMING_FLOW,
         "Streaming Dataflow for Customer.io",
-        source["id"],
+        source,
         target,
         description="Streaming Dataflow for Customer.io",
         mapping=mapping,
