@@ -14,6 +14,7 @@ import httpx
 
 from emulator.embed import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmbeddedEmulator
 from tests.emulator.chains import FS, customer_io_chain
+from tests.emulator.conftest import platform_headers
 
 
 def _token(base_url: str, client_id: str, secret: str) -> httpx.Response:
@@ -26,6 +27,27 @@ def _token(base_url: str, client_id: str, secret: str) -> httpx.Response:
             "scope": "openid",
         },
     )
+
+
+def _login(base_url: str) -> dict[str, str]:
+    """Platform headers (org ORG@AdobeOrg, sandbox prod) with a token for the default client."""
+    token = _token(base_url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).json()["access_token"]
+    return platform_headers(token, org="ORG@AdobeOrg")
+
+
+def _serve_args(port: int, state: Path, *extra: str) -> list[str]:
+    """The command line of `aep-emulator serve` on `port` over `state`, run by this Python."""
+    return [
+        sys.executable,
+        "-c",
+        "from emulator.cli import main; main()",
+        "serve",
+        "--port",
+        str(port),
+        "--state",
+        str(state),
+        *extra,
+    ]
 
 
 def test_embedded_serves_on_a_free_loopback_port_and_stops(tmp_path: Path) -> None:
@@ -63,18 +85,7 @@ def test_serve_exits_zero_on_sigterm(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from emulator.cli import main; main()",
-                "serve",
-                "--port",
-                str(port),
-                "--state",
-                str(tmp_path / "st"),
-                "--client",
-                "cli-client",
-            ],
+            _serve_args(port, tmp_path / "st", "--client", "cli-client"),
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -104,18 +115,7 @@ def test_serve_exits_zero_on_sigterm(tmp_path: Path) -> None:
 def test_serve_refuses_client_without_secret(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "AEP_EMULATOR_CLIENT_SECRET"}
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from emulator.cli import main; main()",
-            "serve",
-            "--port",
-            "0",
-            "--state",
-            str(tmp_path / "st"),
-            "--client",
-            "c",
-        ],
+        _serve_args(0, tmp_path / "st", "--client", "c"),
         env=env,
         capture_output=True,
         timeout=30,
@@ -125,25 +125,16 @@ def test_serve_refuses_client_without_secret(tmp_path: Path) -> None:
 
 
 def test_inlet_urls_follow_the_port_when_the_state_dir_is_reopened(tmp_path: Path) -> None:
-    def login(base_url: str) -> dict[str, str]:
-        token = _token(base_url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).json()["access_token"]
-        return {
-            "Authorization": f"Bearer {token}",
-            "x-api-key": DEFAULT_CLIENT_ID,
-            "x-gw-ims-org-id": "ORG@AdobeOrg",
-            "x-sandbox-name": "prod",
-        }
-
     with (
         EmbeddedEmulator(tmp_path / "aep", landing_delay_s=0.0) as first,
         httpx.Client(base_url=first.base_url) as http,
     ):
-        flow = customer_io_chain(http, login(first.base_url))["flow"]
+        flow = customer_io_chain(http, _login(first.base_url))["flow"]
     with (
         EmbeddedEmulator(tmp_path / "aep", landing_delay_s=0.0) as second,
         httpx.Client(base_url=second.base_url) as http,
     ):
-        headers = login(second.base_url)
+        headers = _login(second.base_url)
         url = http.get(f"{FS}/flows/{flow}", headers=headers).json()["items"][0]["options"][
             "inletUrl"
         ]
@@ -173,18 +164,7 @@ def test_the_lock_holder_lands_what_another_process_accepted(tmp_path: Path) -> 
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from emulator.cli import main; main()",
-                "serve",
-                "--port",
-                str(port),
-                "--state",
-                str(state),
-                "--landing-delay",
-                "0.2",
-            ],
+            _serve_args(port, state, "--landing-delay", "0.2"),
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -207,13 +187,7 @@ def test_the_lock_holder_lands_what_another_process_accepted(tmp_path: Path) -> 
             EmbeddedEmulator(state, landing_delay_s=0.2) as emu,
             httpx.Client(base_url=emu.base_url) as http,
         ):
-            token = _token(emu.base_url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).json()
-            headers = {
-                "Authorization": f"Bearer {token['access_token']}",
-                "x-api-key": DEFAULT_CLIENT_ID,
-                "x-gw-ims-org-id": "ORG@AdobeOrg",
-                "x-sandbox-name": "prod",
-            }
+            headers = _login(emu.base_url)
             chain = customer_io_chain(http, headers)
             url = http.get(f"{FS}/flows/{chain['flow']}", headers=headers).json()["items"][0][
                 "options"
