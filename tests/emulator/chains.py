@@ -27,6 +27,24 @@ HTTP_MAPPING_FLOW = "c1a19761-d2c7-4702-b9fa-fe91f0613e81"
 PROFILE_CLASS = "https://ns.adobe.com/xdm/context/profile"
 EVENT_CLASS = "https://ns.adobe.com/xdm/context/experienceevent"
 
+# Capillary's loyalty profile record from its tutorial (seed 003).
+CAPILLARY_PROFILE = {
+    "identityMap": {
+        "email": [
+            {"authenticatedState": "ambiguous", "id": "john.doe@capillarytech.com", "primary": True}
+        ]
+    },
+    "loyalty": {
+        "tier": "gold",
+        "points": 1250,
+        "lifetimePoints": 122,
+        "expiredPoints": 12,
+        "pointsRedeemed": 500,
+        "program": "loyalty program name",
+        "status": "active",
+    },
+}
+
 
 class Http(Protocol):
     """What both TestClient and httpx.Client offer."""

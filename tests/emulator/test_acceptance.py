@@ -18,6 +18,7 @@ from emulator.deviations import markdown_table
 from emulator.embed import EmbeddedEmulator
 from tests.emulator.chains import (
     CAPILLARY,
+    CAPILLARY_PROFILE,
     CATALOG,
     CLOUD_FLOW,
     CONVERSION,
@@ -60,22 +61,6 @@ PROFILE_PROPS: dict[str, Any] = {
         },
     },
     "personalEmail": {"type": "object", "properties": {"address": {"type": "string"}}},
-}
-CAPILLARY_PROFILE = {
-    "identityMap": {
-        "email": [
-            {"authenticatedState": "ambiguous", "id": "john.doe@capillarytech.com", "primary": True}
-        ]
-    },
-    "loyalty": {
-        "tier": "gold",
-        "points": 1250,
-        "lifetimePoints": 122,
-        "expiredPoints": 12,
-        "pointsRedeemed": 500,
-        "program": "loyalty program name",
-        "status": "active",
-    },
 }
 STRIPE_CHARGE_FIELDS = [
     "id",

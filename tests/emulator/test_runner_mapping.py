@@ -16,6 +16,7 @@ from emulator.runner import (
     stripe_resource_schema,
     validate_mappings,
 )
+from tests.emulator.chains import CAPILLARY_PROFILE
 
 # Seed 002 (Stripe tutorial): every mapping is `data.<f>` → `_{ORG_ID}.charges_data.<f>`, in this order.
 CHARGE_FIELDS = [
@@ -61,22 +62,6 @@ CAPILLARY_MAPPING_SET = {
             ("productLineItems.SKU", "xdm:productListItems.SKU"),
         ]
     ],
-}
-CAPILLARY_PROFILE = {
-    "identityMap": {
-        "email": [
-            {"authenticatedState": "ambiguous", "id": "john.doe@capillarytech.com", "primary": True}
-        ]
-    },
-    "loyalty": {
-        "tier": "gold",
-        "points": 1250,
-        "lifetimePoints": 122,
-        "expiredPoints": 12,
-        "pointsRedeemed": 500,
-        "program": "loyalty program name",
-        "status": "active",
-    },
 }
 CAPILLARY_TRANSACTION = {
     "_id": "T0001",
