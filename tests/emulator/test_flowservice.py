@@ -78,6 +78,14 @@ def _flow_body(chain: dict[str, str], **extra: Any) -> dict[str, Any]:
     return body
 
 
+def _patch_current(
+    client: TestClient, headers: dict[str, str], path: str, ops: list[dict[str, Any]]
+) -> Any:
+    """PATCH `path` with `ops`, If-Match the etag a GET returns just before."""
+    etag = call(client, "GET", path, headers, 200)["items"][0]["etag"]
+    return client.patch(path, headers={**headers, "If-Match": etag}, json=ops)
+
+
 def test_specs_are_seeded_and_filterable(client: TestClient, headers: dict[str, str]) -> None:
     specs = call(client, "GET", f"{FS}/connectionSpecs", headers, 200)["items"]
     assert {DATA_LAKE, STRIPE, CAPILLARY, CUSTOMER_IO, HTTP_API, SFTP} <= {s["id"] for s in specs}
@@ -304,39 +312,29 @@ def test_flow_lifecycle(client: TestClient, headers: dict[str, str]) -> None:
         json=[{"op": "replace", "path": "/name", "value": "x"}],
     )
     assert patched["status"] == 412
-    current = call(client, "GET", f"{FS}/flows/{created['id']}", headers, 200)["items"][0]
-    call(
+    daily = _patch_current(
         client,
-        "PATCH",
+        headers,
         f"{FS}/flows/{created['id']}",
-        {**headers, "If-Match": current["etag"]},
-        200,
-        json=[
+        [
             {"op": "replace", "path": "/scheduleParams/frequency", "value": "day"},
             {"op": "replace", "path": "/scheduleParams/interval", "value": 1},
         ],
     )
-    passed_start = client.patch(
+    assert daily.status_code == 200, daily.text
+    passed_start = _patch_current(
+        client,
+        headers,
         f"{FS}/flows/{created['id']}",
-        headers={
-            **headers,
-            "If-Match": call(client, "GET", f"{FS}/flows/{created['id']}", headers, 200)["items"][
-                0
-            ]["etag"],
-        },
-        json=[{"op": "replace", "path": "/scheduleParams/startTime", "value": "1900000000"}],
+        [{"op": "replace", "path": "/scheduleParams/startTime", "value": "1900000000"}],
     )
     assert passed_start.status_code == 400
     assert "startTime" in passed_start.json()["report"]["detailed-message"]
-    invalid = client.patch(
+    invalid = _patch_current(
+        client,
+        headers,
         f"{FS}/flows/{created['id']}",
-        headers={
-            **headers,
-            "If-Match": call(client, "GET", f"{FS}/flows/{created['id']}", headers, 200)["items"][
-                0
-            ]["etag"],
-        },
-        json=[{"op": "replace", "path": "/scheduleParams/frequency", "value": "minute"}],
+        [{"op": "replace", "path": "/scheduleParams/frequency", "value": "minute"}],
     )
     assert invalid.status_code == 400
     assert client.delete(f"{FS}/flows/{created['id']}", headers=headers).status_code == 204
