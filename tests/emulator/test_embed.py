@@ -50,6 +50,14 @@ def _serve_args(port: int, state: Path, *extra: str) -> list[str]:
     ]
 
 
+def _spawn_serve(
+    log: Path, args: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `args` in the background, its stdout and stderr going to `log`."""
+    with log.open("wb") as sink:
+        return subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
+
+
 def test_embedded_serves_on_a_free_loopback_port_and_stops(tmp_path: Path) -> None:
     with EmbeddedEmulator(tmp_path / "aep", clients={"me": "s3cret"}) as emu:
         assert emu.base_url.startswith("http://127.0.0.1:")
@@ -83,13 +91,7 @@ def test_serve_exits_zero_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "AEP_EMULATOR_CLIENT_SECRET": "from-env"}
     log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            _serve_args(port, tmp_path / "st", "--client", "cli-client"),
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    proc = _spawn_serve(log, _serve_args(port, tmp_path / "st", "--client", "cli-client"), env)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -162,12 +164,7 @@ def test_the_lock_holder_lands_what_another_process_accepted(tmp_path: Path) -> 
     state = tmp_path / "aep"
     port = _free_port()
     log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            _serve_args(port, state, "--landing-delay", "0.2"),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    proc = _spawn_serve(log, _serve_args(port, state, "--landing-delay", "0.2"))
     try:
         deadline = time.monotonic() + 20
         while True:
