@@ -164,25 +164,20 @@ def create_target(
     schema_id: str,
     name: str = "Target",
     *,
-    fmt: str = "parquet_xdm",
+    fmt: str | None = "parquet_xdm",
 ) -> str:
-    """A data lake target connection."""
-    return str(
-        call(
-            http,
-            "POST",
-            f"{FS}/targetConnections",
-            headers,
-            201,
-            json={
-                "name": name,
-                "description": name,
-                "connectionSpec": {"id": DATA_LAKE, "version": "1.0"},
-                "data": {"format": fmt, "schema": {"id": schema_id, "version": XED_FULL}},
-                "params": {"dataSetId": dataset_id},
-            },
-        )["id"]
-    )
+    """A data lake target connection (no data format when `fmt` is None)."""
+    data: dict[str, Any] = {"schema": {"id": schema_id, "version": XED_FULL}}
+    if fmt is not None:
+        data = {"format": fmt, **data}
+    body = {
+        "name": name,
+        "description": name,
+        "connectionSpec": {"id": DATA_LAKE, "version": "1.0"},
+        "data": data,
+        "params": {"dataSetId": dataset_id},
+    }
+    return str(call(http, "POST", f"{FS}/targetConnections", headers, 201, json=body)["id"])
 
 
 def create_connection(
@@ -202,6 +197,21 @@ def create_connection(
     body["connectionSpec"] = {"id": spec, "version": "1.0"}
     body["auth"] = {"specName": auth_spec, "params": params}
     return str(call(http, "POST", f"{FS}/connections", headers, 201, json=body)["id"])
+
+
+def http_api_base(
+    http: Http,
+    headers: dict[str, str],
+    name: str,
+    inlet_name: str,
+    *,
+    authentication_required: bool | None = None,
+) -> str:
+    """An HTTP API streaming base connection for XDM data; returns its id."""
+    params: dict[str, Any] = {"dataType": "xdm", "name": inlet_name}
+    if authentication_required is not None:
+        params["authenticationRequired"] = authentication_required
+    return create_connection(http, headers, HTTP_API, name, "Streaming Connection", params)
 
 
 def stripe_base(

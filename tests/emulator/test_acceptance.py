@@ -22,7 +22,6 @@ from tests.emulator.chains import (
     CATALOG,
     CLOUD_FLOW,
     CONVERSION,
-    DATA_LAKE,
     EVENT_CLASS,
     FS,
     REST_FLOW,
@@ -184,20 +183,9 @@ def _capillary_chain(http: httpx.Client, headers: dict[str, str]) -> tuple[str, 
         http, headers, "Capillary profiles", schema["$id"], file_description=False
     )
     _enable_profile(http, headers, dataset)
-    target = call(
-        http,
-        "POST",
-        f"{FS}/targetConnections",
-        headers,
-        201,
-        json={
-            "name": "Capillary Target Connection",
-            "description": "Capillary Target Connection",
-            "data": {"schema": {"id": schema["$id"], "version": XED_FULL}},
-            "params": {"dataSetId": dataset},
-            "connectionSpec": {"id": DATA_LAKE, "version": "1.0"},
-        },
-    )["id"]
+    target = create_target(
+        http, headers, dataset, schema["$id"], "Capillary Target Connection", fmt=None
+    )
     mapping = create_mapping(
         http,
         headers,

@@ -30,6 +30,7 @@ from tests.emulator.chains import (
     create_target,
     customer_io_chain,
     flow_body,
+    http_api_base,
     stripe_base,
     stripe_source,
 )
@@ -383,14 +384,7 @@ def test_http_api_inlet_comes_from_its_base_connection(
     schema = create_schema(client, headers, "http")
     dataset = create_dataset(client, headers, "http", schema["$id"])
     target = create_target(client, headers, dataset, schema["$id"])
-    base = create_connection(
-        client,
-        headers,
-        HTTP_API,
-        "http",
-        "Streaming Connection",
-        {"dataType": "xdm", "name": "http", "authenticationRequired": False},
-    )
+    base = http_api_base(client, headers, "http", "http", authentication_required=False)
     params = call(client, "GET", f"{FS}/connections/{base}", headers, 200)["items"][0]["auth"][
         "params"
     ]

@@ -18,11 +18,11 @@ from tests.emulator.chains import (
     HTTP_XDM_FLOW,
     XED_FULL,
     call,
-    create_connection,
     create_flow,
     create_source,
     create_target,
     customer_io_chain,
+    http_api_base,
 )
 from tests.emulator.conftest import ORG, SANDBOX, platform_headers, token_for
 
@@ -122,14 +122,7 @@ def test_sync_validation_reports_at_most_five_causes(
     chain = customer_io_chain(client, headers, schema_properties=props)
     schema_id = chain["schema"]
     dataset = chain["dataset"]
-    base = create_connection(
-        client,
-        headers,
-        HTTP_API,
-        "http",
-        "Streaming Connection",
-        {"dataType": "xdm", "name": "h"},
-    )
+    base = http_api_base(client, headers, "http", "h")
     source = create_source(client, headers, HTTP_API, "h", base=base)
     target = create_target(client, headers, dataset, schema_id)
     flow = create_flow(client, headers, HTTP_XDM_FLOW, "xdm", source, target)
@@ -270,14 +263,7 @@ def test_sync_validation_is_limited_to_60_a_minute(
 
 def test_authenticated_inlet_needs_a_token(client: TestClient, headers: dict[str, str]) -> None:
     chain = customer_io_chain(client, headers, schema_properties=PROPS)
-    base = create_connection(
-        client,
-        headers,
-        HTTP_API,
-        "trusted",
-        "Streaming Connection",
-        {"dataType": "xdm", "name": "t", "authenticationRequired": True},
-    )
+    base = http_api_base(client, headers, "trusted", "t", authentication_required=True)
     source = create_source(client, headers, HTTP_API, "trusted", base=base)
     target = create_target(client, headers, chain["dataset"], chain["schema"])
     flow = create_flow(client, headers, HTTP_XDM_FLOW, "trusted", source, target)
