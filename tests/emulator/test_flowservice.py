@@ -222,27 +222,15 @@ def test_flow_validation(client: TestClient, headers: dict[str, str]) -> None:
     refused(_flow_body(chain, state="enabled"), "1410")
     refused(_flow_body(chain, flowSpec={"id": "nope", "version": "1.0"}), "1413")
     refused(_flow_body(chain, sourceConnectionIds=chain["source"]), "1400")
-    refused(
-        _flow_body(chain, scheduleParams={"startTime": "1", "frequency": "once", "interval": 15}),
-        "1400",
-    )
-    refused(
-        _flow_body(chain, scheduleParams={"startTime": "1", "frequency": "once", "backfill": True}),
-        "1400",
-    )
-    refused(
-        _flow_body(chain, scheduleParams={"startTime": "1", "frequency": "minute", "interval": 10}),
-        "1400",
-    )
-    refused(
-        _flow_body(chain, scheduleParams={"startTime": "1", "frequency": "hour", "interval": 0}),
-        "1400",
-    )
-    refused(_flow_body(chain, scheduleParams={"startTime": "1", "frequency": "day"}), "1400")
-    refused(
-        _flow_body(chain, scheduleParams={"startTime": "1", "frequency": "yearly", "interval": 1}),
-        "1400",
-    )
+    for schedule in (
+        {"startTime": "1", "frequency": "once", "interval": 15},
+        {"startTime": "1", "frequency": "once", "backfill": True},
+        {"startTime": "1", "frequency": "minute", "interval": 10},
+        {"startTime": "1", "frequency": "hour", "interval": 0},
+        {"startTime": "1", "frequency": "day"},
+        {"startTime": "1", "frequency": "yearly", "interval": 1},
+    ):
+        refused(_flow_body(chain, scheduleParams=schedule), "1400")
     refused(
         _flow_body(
             chain,
