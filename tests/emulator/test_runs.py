@@ -103,7 +103,12 @@ def _sftp_flow(
     server: Sshd,
     folder: str,
     options: dict[str, Any] | None = None,
+    *,
+    first_file: str = "loyalty.csv",
 ) -> dict[str, str]:
+    """Land CSV as `folder/first_file` on the sshd, then a once-flow reading `folder/*.csv`."""
+    (server.landing / folder).mkdir()
+    (server.landing / folder / first_file).write_text(CSV)
     schema = create_schema(http, headers, f"Loyalty {folder}", properties=PROPS)
     dataset = create_dataset(http, headers, f"loyalty-{folder}", schema["$id"])
     key = base64.b64encode(server.client_key.read_bytes()).decode()
@@ -154,8 +159,6 @@ def test_sftp_flow_ingests_csv_and_counts_the_malformed_row(
     session: tuple[httpx.Client, dict[str, str]], rsa_sshd: Sshd
 ) -> None:
     http, headers = session
-    (rsa_sshd.landing / "first").mkdir()
-    (rsa_sshd.landing / "first" / "loyalty.csv").write_text(CSV)
     chain = _sftp_flow(http, headers, rsa_sshd, "first")
     [run] = wait_run(http, headers, chain["flow"])
     assert run["metrics"]["statusSummary"]["status"] == "success", run
@@ -203,9 +206,7 @@ def test_sftp_explore_and_unreachable_host_fails_the_run(
     session: tuple[httpx.Client, dict[str, str]], rsa_sshd: Sshd
 ) -> None:
     http, headers = session
-    (rsa_sshd.landing / "exp").mkdir()
-    (rsa_sshd.landing / "exp" / "a.csv").write_text(CSV)
-    chain = _sftp_flow(http, headers, rsa_sshd, "exp")
+    chain = _sftp_flow(http, headers, rsa_sshd, "exp", first_file="a.csv")
     items = call(
         http,
         "GET",
@@ -282,8 +283,6 @@ def test_partial_ingestion_threshold_fails_the_run(
     session: tuple[httpx.Client, dict[str, str]], rsa_sshd: Sshd
 ) -> None:
     http, headers = session
-    (rsa_sshd.landing / "strict").mkdir()
-    (rsa_sshd.landing / "strict" / "loyalty.csv").write_text(CSV)
     options = {"errorDiagnosticsEnabled": True, "partialIngestionPercent": 5}
     chain = _sftp_flow(http, headers, rsa_sshd, "strict", options)
     [run] = wait_run(http, headers, chain["flow"])
