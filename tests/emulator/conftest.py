@@ -20,6 +20,7 @@ from emulator.app import create_app
 from emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig
 from emulator.store import Store
 from tests.emulator.openapi_support import Exchange, SpecChecker
+from tests.support.sshd import Sshd, start_sshd
 
 ORG = "0A7D42FC5DB9D3360A495FD3@AdobeOrg"
 SANDBOX = "prod"
@@ -94,6 +95,16 @@ def client(config: EmulatorConfig) -> Iterator[TestClient]:
     checker = SpecChecker("http://testserver")
     problems = [p for ex in exchanges for p in checker.problems(ex)]
     assert problems == [], "\n".join(problems)
+
+
+@pytest.fixture
+def rsa_sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """OpenSSH sshd with an RSA (PEM) client key, the form AEP's SFTP source documents."""
+    server = start_sshd(tmp_path / "sshd", client_key_type="rsa")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from emulator.embed import EmbeddedEmulator
-from tests.support.sshd import Sshd, keygen, start_sshd
+from tests.support.sshd import Sshd, keygen
 
 pytestmark = pytest.mark.sshd
 
@@ -21,15 +20,6 @@ SFTP_SPEC = {"id": "b7bf2577-4520-42c9-bae9-cad01560f7bc", "version": "1.0"}
 DATA_LAKE = {"id": "c604ff05-7f1a-43c0-8e18-33bf874cb11c", "version": "1.0"}
 CLOUD_STORAGE_TO_AEP = {"id": "9753525b-82c7-4dce-8a9b-5ccfce2b9876", "version": "1.0"}
 XED = "application/vnd.adobe.xed-full+json;version=1"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Sshd]:
-    srv = start_sshd(tmp_path / "sshd", client_key_type="rsa")
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 def _client(emu: EmbeddedEmulator) -> httpx.Client:
@@ -142,14 +132,14 @@ def _finished_run(c: httpx.Client, flow_id: str) -> dict[str, Any]:
     raise AssertionError(f"no finished run of flow {flow_id} within 20 s")
 
 
-def test_sftp_flow_run_counts_equal_the_csv_rows(server: Sshd, tmp_path: Path):
-    folder = server.landing / "capillary"
+def test_sftp_flow_run_counts_equal_the_csv_rows(rsa_sshd: Sshd, tmp_path: Path):
+    folder = rsa_sshd.landing / "capillary"
     folder.mkdir()
     rows = ["a@x.io,10", "b@x.io", "c@x.io,30", "d@x.io,40"]  # line 3 is malformed
     (folder / "loyalty.csv").write_text("email,points\n" + "\n".join(rows) + "\n")
-    emu = EmbeddedEmulator(tmp_path / "aep", clients={"c": "s"}, known_hosts=server.known_hosts)
+    emu = EmbeddedEmulator(tmp_path / "aep", clients={"c": "s"}, known_hosts=rsa_sshd.known_hosts)
     with emu, _client(emu) as c:
-        run = _finished_run(c, _sftp_flow(c, server, "capillary/*.csv"))
+        run = _finished_run(c, _sftp_flow(c, rsa_sshd, "capillary/*.csv"))
         assert run["metrics"]["statusSummary"]["status"] == "success"
         assert run["metrics"]["recordSummary"] == {
             "inputRecordCount": len(rows),
@@ -170,15 +160,15 @@ def test_sftp_flow_run_counts_equal_the_csv_rows(server: Sshd, tmp_path: Path):
         assert "CSV-FIELD-COUNT" in detail and "b@x.io" in detail
 
 
-def test_sftp_flow_run_fails_on_a_changed_host_key(server: Sshd, tmp_path: Path):
-    (server.landing / "loyalty.csv").write_text("email,points\na@x.io,1\n")
+def test_sftp_flow_run_fails_on_a_changed_host_key(rsa_sshd: Sshd, tmp_path: Path):
+    (rsa_sshd.landing / "loyalty.csv").write_text("email,points\na@x.io,1\n")
     keygen(tmp_path / "impostor", "ed25519")
     kind, blob = (tmp_path / "impostor.pub").read_text().split()[:2]
     known = tmp_path / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{server.port} {kind} {blob}\n")
+    known.write_text(f"[127.0.0.1]:{rsa_sshd.port} {kind} {blob}\n")
     emu = EmbeddedEmulator(tmp_path / "aep", clients={"c": "s"}, known_hosts=known)
     with emu, _client(emu) as c:
-        run = _finished_run(c, _sftp_flow(c, server, "loyalty.csv"))
+        run = _finished_run(c, _sftp_flow(c, rsa_sshd, "loyalty.csv"))
         summary = run["metrics"]["statusSummary"]
         assert summary["status"] == "failed"
         assert "host key mismatch" in str(summary)

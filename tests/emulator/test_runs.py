@@ -33,7 +33,7 @@ from tests.emulator.chains import (
 )
 from tests.emulator.conftest import ORG, SANDBOX, platform_headers, token_for
 from tests.emulator.openapi_support import RecordingTransport, SpecChecker
-from tests.support.sshd import Sshd, start_sshd
+from tests.support.sshd import Sshd
 
 EXPORT = "/data/foundation/export"
 CSV = "loyalty_id,email,points\nL1,ana@example.com,10\nL2,bo@example.com,20\nL3,cy@example.com\nL4,dee@example.com,40\n"
@@ -42,16 +42,6 @@ PROPS: dict[str, Any] = {
     "personalEmail": {"type": "object", "properties": {"address": {"type": "string"}}},
     "points": {"type": "integer"},
 }
-
-
-@pytest.fixture
-def rsa_sshd(tmp_path: Path) -> Iterator[Sshd]:
-    """OpenSSH sshd with an RSA (PEM) client key, the form AEP's SFTP source documents."""
-    server = start_sshd(tmp_path / "sshd", client_key_type="rsa")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
