@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from emulator.embed import EmbeddedEmulator
+from tests.emulator.conftest import platform_headers, token_for
 from tests.support.sshd import Sshd, keygen
 
 pytestmark = pytest.mark.sshd
@@ -23,16 +24,10 @@ XED = "application/vnd.adobe.xed-full+json;version=1"
 
 
 def _client(emu: EmbeddedEmulator) -> httpx.Client:
-    token = httpx.post(
-        f"{emu.base_url}/ims/token/v3",
-        data={"grant_type": "client_credentials", "client_id": "c", "client_secret": "s"},
-    ).json()["access_token"]
-    headers = {
-        "Authorization": f"Bearer {token}",
-        "x-api-key": "c",
-        "x-gw-ims-org-id": "0A7D42FC5DB9D3360A495FD3@AdobeOrg",
-        "x-sandbox-name": "prod",
-    }
+    """A client for `emu` that sends client c's Platform headers on every request."""
+    with httpx.Client(base_url=emu.base_url, timeout=10) as login:
+        token = token_for(login, "c", "s", scope=None)
+    headers = platform_headers(token, api_key="c")
     return httpx.Client(base_url=emu.base_url, headers=headers, timeout=10)
 
 
