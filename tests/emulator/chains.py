@@ -180,6 +180,11 @@ def create_target(
     return str(call(http, "POST", f"{FS}/targetConnections", headers, 201, json=body)["id"])
 
 
+def _present(**fields: Any) -> dict[str, Any]:
+    """The fields whose value is not None, in the order given (a request body)."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 def create_connection(
     http: Http,
     headers: dict[str, str],
@@ -191,11 +196,12 @@ def create_connection(
     description: str | None = None,
 ) -> str:
     """A base connection on a connection spec; returns its id."""
-    body: dict[str, Any] = {"name": name}
-    if description is not None:
-        body["description"] = description
-    body["connectionSpec"] = {"id": spec, "version": "1.0"}
-    body["auth"] = {"specName": auth_spec, "params": params}
+    body = _present(
+        name=name,
+        description=description,
+        connectionSpec={"id": spec, "version": "1.0"},
+        auth={"specName": auth_spec, "params": params},
+    )
     return str(call(http, "POST", f"{FS}/connections", headers, 201, json=body)["id"])
 
 
@@ -246,16 +252,14 @@ def create_source(
     params: dict[str, Any] | None = None,
 ) -> str:
     """A source connection on a connection spec (optionally on a base); returns its id."""
-    body: dict[str, Any] = {"name": name}
-    if description is not None:
-        body["description"] = description
-    if base is not None:
-        body["baseConnectionId"] = base
-    body["connectionSpec"] = {"id": spec, "version": "1.0"}
-    if data is not None:
-        body["data"] = data
-    if params is not None:
-        body["params"] = params
+    body = _present(
+        name=name,
+        description=description,
+        baseConnectionId=base,
+        connectionSpec={"id": spec, "version": "1.0"},
+        data=data,
+        params=params,
+    )
     return str(call(http, "POST", f"{FS}/sourceConnections", headers, 201, json=body)["id"])
 
 
@@ -293,21 +297,17 @@ def flow_body(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A flow creation body: one source, one target, an optional mapping step."""
-    body: dict[str, Any] = {"name": name}
-    if description is not None:
-        body["description"] = description
-    body["flowSpec"] = {"id": spec, "version": "1.0"}
-    body["sourceConnectionIds"] = [source]
-    body["targetConnectionIds"] = [target]
-    if mapping is not None:
-        body["transformations"] = [
-            {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
-        ]
-    if schedule is not None:
-        body["scheduleParams"] = schedule
-    if options:
-        body["options"] = options
-    return body
+    step = {"name": "Mapping", "params": {"mappingId": mapping, "mappingVersion": 0}}
+    return _present(
+        name=name,
+        description=description,
+        flowSpec={"id": spec, "version": "1.0"},
+        sourceConnectionIds=[source],
+        targetConnectionIds=[target],
+        transformations=[step] if mapping is not None else None,
+        scheduleParams=schedule,
+        options=options or None,
+    )
 
 
 def create_flow(
