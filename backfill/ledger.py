@@ -19,12 +19,13 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from config.sqlite_state import open_versioned, transaction
 
 __all__ = ["Ledger", "LedgerEntry", "LedgerLocked", "Step"]
 
@@ -123,15 +124,9 @@ class Ledger:
         self.path = path
         self._lock_fd = _lock(path.with_name(path.name + ".lock")) if exclusive else None
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db = open_versioned(path, _MIGRATIONS)
         except BaseException:
             self._unlock()
-            raise
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._migrate()
-        except BaseException:
-            self.close()
             raise
 
     @classmethod
@@ -155,29 +150,8 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} was written by a newer aep-bridge (schema {version} > {SCHEMA_VERSION})"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self._tx() as db:
-                # one statement at a time: executescript() would commit the open transaction
-                for statement in _MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version={target}")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db)
 
     def get(self, sha256: str) -> LedgerEntry | None:
         """The entry of a file, by the sha256 of its content."""

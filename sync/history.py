@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from config.sqlite_state import open_versioned, transaction
 
 __all__ = ["SCHEMA_VERSION", "AlertRow", "ApplyRow", "History", "RunRow", "history_path"]
 
@@ -105,13 +106,9 @@ class History:
     """The history database (one connection; use from one thread at a time)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(
-            path, timeout=30, isolation_level=None, check_same_thread=False
-        )  # the daemon's one worker thread uses it; jobs never overlap
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._migrate()
+        # the daemon's one worker thread uses it; jobs never overlap
+        self._db = open_versioned(path, _MIGRATIONS, check_same_thread=False)
 
     @classmethod
     def open(cls, state_dir: Path) -> History:
@@ -128,29 +125,8 @@ class History:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        with self._tx() as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path}: history schema {version} is newer than this aep-sync "
-                    f"({SCHEMA_VERSION}); upgrade aep-bridge"
-                )
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {step}")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db)
 
     # -- resource ids
     def recorded_id(self, key: str) -> str | None:
