@@ -8,6 +8,7 @@ tree in `backfill.ship.errors`. Library code returns results and logs; it never 
 
 from __future__ import annotations
 
+from backfill.ship import _paramiko  # noqa: F401  (first: paramiko without invoke, start-up time)
 from backfill.ship.configured import options_from_settings, ship_configured
 from backfill.ship.connect import ConnectSpec, SftpConnection, open_connection
 from backfill.ship.errors import (
