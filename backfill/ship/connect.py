@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_REQUEST_SIZE",
     "MAX_REQUEST_SIZE",
     "ConnectSpec",
+    "ConnectionHolder",
     "SftpConnection",
     "open_connection",
     "translate_errors",
@@ -202,6 +203,32 @@ class SftpConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ConnectionHolder:
+    """The connection one thread owns, opened on first use and replaced once it is dead."""
+
+    def __init__(self, spec: ConnectSpec) -> None:
+        self.spec = spec
+        self.conn: SftpConnection | None = None
+
+    def get(self) -> SftpConnection:
+        """The live connection, (re)opened if needed.
+
+        Raises:
+            ConnectFailed / UnknownHostKey / HostKeyMismatch / AuthFailed: as `open_connection`.
+        """
+        if self.conn is None or not self.conn.alive():
+            self.close()
+            self.conn = open_connection(self.spec)
+        return self.conn
+
+    def close(self, only: SftpConnection | None = None) -> None:
+        """Close the held connection (with `only`: just if it is still that one)."""
+        conn = self.conn
+        if conn is not None and (only is None or conn is only):
+            self.conn = None
+            conn.close()
 
 
 def _load_key(spec: ConnectSpec) -> paramiko.PKey | None:

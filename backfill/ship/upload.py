@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from backfill.ship import verify as verify_mod
-from backfill.ship.connect import SftpConnection, translate_errors
+from backfill.ship.connect import ConnectionHolder, SftpConnection, translate_errors
 from backfill.ship.errors import RemoteRefused, ShipError, VerifyFailed
 from backfill.ship.journal import Journal, JournalEntry, journal_key
 from backfill.ship.pipeline import PipelinedWriter
@@ -174,8 +174,13 @@ def deliver_once(
     progress: ProgressFn | None = None,
     checkpoint_bytes: int = CHECKPOINT_BYTES,
     overlap_min_bytes: int = OVERLAP_MIN_BYTES,
+    verify_holder: ConnectionHolder | None = None,
 ) -> Delivered:
     """One attempt at delivering `src` into `remote_dir` over `conn`.
+
+    Args:
+        verify_holder: the second connection for overlapped verification, kept by the caller
+            across files; None opens (and closes) one for this file.
 
     Raises:
         TransferFailed: connection lost or timed out (retryable; progress is kept).
@@ -217,8 +222,11 @@ def deliver_once(
                 f = conn.sftp.open(entry.temp_path, "wb")
             verifier = None
             if verify == "sha256" and src.size >= overlap_min_bytes:
+                if verify_holder is None:
+                    verify_holder = ConnectionHolder(conn.spec)
+                    stack.callback(verify_holder.close)
                 verifier = verify_mod.OverlappedVerifier(
-                    conn.spec,
+                    verify_holder,
                     entry.temp_path,
                     src.upload_path,
                     src.size,

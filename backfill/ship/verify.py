@@ -3,8 +3,9 @@
 Two ways, same comparison:
 
 - `first_difference` reads the whole file back after the upload, on the upload's connection;
-- `OverlappedVerifier` reads it back *while* it is written, on a second connection of its
-  own (a second server process), never past the offset the server has acknowledged; after
+- `OverlappedVerifier` reads it back *while* it is written, on a second connection (a second
+  server process, kept by the caller from one file to the next), never past the offset the
+  server has acknowledged; after
   the last write only the tail is left to compare. Used for large files, where it saves
   most of the read-back's wall time; if it fails for any reason other than a difference, the
   caller falls back to `first_difference`.
@@ -20,9 +21,9 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
-from backfill.ship.connect import ConnectSpec, SftpConnection, open_connection, translate_errors
+from backfill.ship.connect import ConnectionHolder, SftpConnection, translate_errors
 from backfill.ship.errors import ShipError
-from backfill.ship.pipeline import NoMoreData, ShortRead, pipelined_read
+from backfill.ship.pipeline import ShortRead, pipelined_read
 
 __all__ = ["LOCAL_CHUNK", "AckedPrefix", "OverlappedVerifier", "first_difference"]
 
@@ -104,12 +105,21 @@ class AckedPrefix:
 
 
 class OverlappedVerifier:
-    """Compares a remote file with the local one on its own connection while it is written."""
+    """Compares a remote file with the local one on a second connection while it is written.
+
+    The connection comes from `holder` (opened if needed); after any failure it is closed, so
+    the next file starts on a fresh one.
+    """
 
     def __init__(
-        self, spec: ConnectSpec, remote_path: str, local_path: Path, size: int, acked: AckedPrefix
+        self,
+        holder: ConnectionHolder,
+        remote_path: str,
+        local_path: Path,
+        size: int,
+        acked: AckedPrefix,
     ) -> None:
-        self._spec = spec
+        self._holder = holder
         self._remote = remote_path
         self._local = local_path
         self._size = size
@@ -123,8 +133,10 @@ class OverlappedVerifier:
         self._thread.start()
 
     def _run(self) -> None:
+        conn: SftpConnection | None = None
         try:
-            with open_connection(self._spec) as conn, self._local.open("rb") as local:
+            conn = self._holder.get()
+            with self._local.open("rb") as local:
                 cmp = _Comparer(local)
                 with (
                     translate_errors(f"verifying {self._remote}", conn),
@@ -139,10 +151,10 @@ class OverlappedVerifier:
                         available=self.acked.available,
                     )
                 self.mismatch = cmp.mismatch
-        except (ShipError, ShortRead, NoMoreData, OSError) as exc:
-            self.error = exc
         except Exception as exc:  # reported to the caller, never lost in a thread
             self.error = exc
+            # the session may hold unread replies or be half-dead: never reuse it
+            self._holder.close(only=conn)
 
     def result(self, timeout_s: float | None = None) -> int | None:
         """Wait for the comparison; the first differing offset or None.
@@ -158,6 +170,9 @@ class OverlappedVerifier:
         return self.mismatch
 
     def cancel(self) -> None:
-        """Stop early (the upload failed); returns once the thread is gone or after 10 s."""
+        """Stop early (the upload failed); returns once the thread is gone or after 10 s
+        (then its connection is closed under it, so the next file cannot share it)."""
         self.acked.close()
         self._thread.join(10)
+        if self._thread.is_alive():
+            self._holder.close()

@@ -287,6 +287,25 @@ def test_large_file_is_verified_while_written_on_a_second_connection(
     assert (sshd.landing / "big.csv").read_bytes() == src.read_bytes()
 
 
+def test_overlapped_verification_keeps_its_connection_across_files(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    files = [make_file(f"p{i}.csv", (2 << 20) + i) for i in range(3)]
+    logins_before = sshd.log.read_text().count("Accepted publickey")
+    result = ship(
+        files,
+        spec,
+        state_dir=tmp_path / "s",
+        options=ShipOptions(remote_dir=str(sshd.landing), connections=1, overlap_min_bytes=1 << 20),
+    )
+    assert result.ok, result.asdict()
+    assert [f.verified_by for f in result.files] == ["overlapped"] * 3
+    for f in files:
+        assert (sshd.landing / f.name).read_bytes() == f.read_bytes()
+    # one connection for the uploads, one for all three read-backs (not one per file)
+    assert sshd.log.read_text().count("Accepted publickey") - logins_before == 2
+
+
 def test_overlapped_verifier_catches_a_difference(
     sshd: Sshd,
     spec: ConnectSpec,
