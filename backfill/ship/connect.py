@@ -28,7 +28,8 @@ from backfill.ship.errors import (
     UnknownHostKey,
 )
 from backfill.ship.hostkeys import fingerprint, host_entry_name
-from backfill.ship.pipeline import install_zero_copy_send
+from backfill.ship.packets import LeanPacketizer
+from backfill.ship.pipeline import install_fast_io
 from config.settings import SftpSettings
 
 __all__ = [
@@ -109,7 +110,8 @@ class ConnectSpec:
 
 
 class _FastTransport(paramiko.Transport):
-    """paramiko's Transport preferring AES-GCM, where the server offers it.
+    """paramiko's Transport preferring AES-GCM, where the server offers it, with a leaner
+    packetizer for it (packets.py).
 
     paramiko lists the GCM ciphers last; as AEAD they cost one pass through OpenSSL instead of
     AES-CTR plus a separate HMAC, which measured here ~1.2x faster writes and ~1.7x faster
@@ -121,6 +123,10 @@ class _FastTransport(paramiko.Transport):
         "aes256-gcm@openssh.com",
         *(c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c),
     )
+
+    def __init__(self, sock: socket.socket, **kwargs: object) -> None:
+        # packets.LeanPacketizer: the same packets with less Python work each
+        super().__init__(sock, packetizer_class=LeanPacketizer, **kwargs)  # type: ignore[arg-type]
 
 
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
@@ -348,7 +354,7 @@ def open_connection(spec: ConnectSpec) -> SftpConnection:
                 transport, window_size=READ_WINDOW, max_packet_size=READ_PACKET
             )
             assert sftp is not None
-            install_zero_copy_send(sftp)
+            install_fast_io(sftp)
             sftp.get_channel().settimeout(spec.timeout_s)  # type: ignore[union-attr]
             size = _query_request_size(sftp) if spec.large_requests else DEFAULT_REQUEST_SIZE
     except ShipError as exc:

@@ -37,13 +37,18 @@ class _Comparer:
 
     def __init__(self, local: BinaryIO) -> None:
         self._local = local
+        self._buf = bytearray()
         self.offset = 0
         self.mismatch: int | None = None
 
     def __call__(self, data: bytes) -> None:
         if self.mismatch is not None:
             return
-        mine = self._local.read(len(data))
+        # read into one reused buffer: a fresh 256 KiB `bytes` per reply costs page faults
+        if len(self._buf) != len(data):
+            self._buf = bytearray(len(data))
+        got = self._local.readinto(self._buf)
+        mine = self._buf if got == len(data) else self._buf[:got]
         if mine != data:
             n = min(len(mine), len(data))
             first = next((i for i in range(n) if mine[i] != data[i]), n)
