@@ -30,7 +30,7 @@ from backfill.contracts import Contract, DetectionError, HeaderMatch, clean_head
 from backfill.contracts.model import NumberLocale
 from backfill.validate import parse
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
-from backfill.validate.result import FileResult, RunResult
+from backfill.validate.result import FileResult, InvariantError, RunResult
 from backfill.validate.rules import (
     Check,
     ColumnEnv,
@@ -51,6 +51,8 @@ __all__ = ["DEFAULT_MAX_REJECT_RATE", "ValidateOptions", "validate_files"]
 
 DEFAULT_MAX_REJECT_RATE = 0.05
 _REJECT_COLS = ["line", "column", "rule", "message", "value", "raw_line"]
+# Outcome of a row in the main pass (a small integer: cheaper to compare than text).
+_VALID, _REJECTED, _EXCLUDED, _PENDING = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -382,30 +384,30 @@ def _main_pass(
     def hit(chk: Check) -> pl.Expr:
         return pl.col(chk.failed.meta.output_name())
 
-    # Per row only whether some error rule failed; which one is worked out on rejected rows.
+    # Per row only whether some error rule failed; which one is worked out on rare rows.
     any_error = pl.any_horizontal([hit(chk) for chk in errors]) if errors else pl.lit(False)
+    any_warning = pl.any_horizontal([hit(w) for w in warnings]) if warnings else pl.lit(False)
     lf = lf.with_columns(
         __excl=pl.when(struct_hit).then(None).otherwise(excl.otherwise(None)),
-        __bad=any_error,
         __key=_key(c),
     )
     outcome = (
         pl.when(struct_hit)
-        .then(pl.lit("rejected"))
+        .then(pl.lit(_REJECTED, pl.UInt8))
         .when(pl.col("__excl").is_not_null())
-        .then(pl.lit("excluded"))
-        .when(pl.col("__bad"))
-        .then(pl.lit("rejected"))
+        .then(pl.lit(_EXCLUDED, pl.UInt8))
+        .when(any_error)
+        .then(pl.lit(_REJECTED, pl.UInt8))
         .when(_key_hash().is_in(dup_keys.implode()))
-        .then(pl.lit("pending"))
-        .otherwise(pl.lit("valid"))
+        .then(pl.lit(_PENDING, pl.UInt8))
+        .otherwise(pl.lit(_VALID, pl.UInt8))
     )
-    # One evaluation feeds every sink below (without the cache node collect_all re-runs the
-    # whole plan per sink).
-    lf = lf.with_columns(__outcome=outcome).cache()
+    o = pl.col("__outcome")
+    # One evaluation feeds both sinks and the count (without the cache node collect_all
+    # re-runs the whole plan per sink).
+    lf = lf.with_columns(__outcome=outcome, __warn=any_warning).cache()
     out_cols = [output_value(col) for col in c.columns]
     passthrough = [pl.col(h) for h in _passthrough(p)]
-    o = pl.col("__outcome")
     valid_path = p.result.valid_path
     assert valid_path is not None
     err = pl.col("__err")
@@ -414,52 +416,24 @@ def _main_pass(
         if errors
         else pl.lit(None, pl.Int32)
     )
-    # Only the rule index and the failing value are written here; names are attached after
-    # the query, on rejected rows only (a name lookup inside would stop the query streaming).
-    rejects = (
-        lf.filter(o == "rejected")
-        .with_columns(__err=first_error)
-        .select(
-            "__rec",
-            "__err",
-            __raw=_record_text(p),
-            __val=pl.when(struct_hit)
-            .then(pl.lit(""))
-            .otherwise(
-                pl.coalesce(
-                    [
-                        pl.when(err == i).then(chk.value.cast(pl.String))
-                        for i, chk in enumerate(errors)
-                    ]
-                    or [pl.lit("")]
-                )
-            ),
-        )
-    )
     text_cols = [pl.col(col.name).fill_null("") for col in c.columns] + [
         h.fill_null("") for h in passthrough
     ]
-    queries: list[pl.LazyFrame] = [
-        lf.filter(o == "valid").select(out_cols + passthrough).sink_csv(valid_path, lazy=True),
-        rejects.with_columns(_owned()).sink_parquet(p.work / "rejects.parquet", lazy=True),
-        lf.filter(o == "excluded")
-        .select("__rec", "__excl", "__key")
-        .with_columns(_owned())
-        .sink_parquet(p.work / "excluded.parquet", lazy=True),
-        lf.filter(o == "pending")
-        .select(
-            "__rec",
-            "__key",
-            pl.concat_str(text_cols, separator="\x1f").hash().alias("__hash"),
-            _record_text(p).alias("__raw"),
-            *out_cols,
-            *passthrough,
-        )
-        .with_columns(_owned())
-        .sink_parquet(p.work / "pending.parquet", lazy=True),
-        lf.group_by("__outcome").len(),
+    is_rejected, is_pending = o == _REJECTED, o == _PENDING
+    # Everything but the valid rows without warnings (few rows) goes to one rare-row file;
+    # what each kind of rare row needs is computed after the filter, on those rows only.
+    # Names are attached later (a name lookup inside would stop the query streaming).
+    rare_cols: list[pl.Expr] = [
+        pl.col("__rec"),
+        o,
+        pl.col("__excl"),
+        pl.col("__key"),
+        err,
+        pl.when(is_rejected | is_pending).then(_record_text(p)).alias("__raw"),
+        pl.when(is_pending).then(pl.concat_str(text_cols, separator="\x1f").hash()).alias("__hash"),
+        *[pl.when(is_pending).then(e) for e in out_cols],
+        *[pl.when(is_pending).then(h) for h in passthrough],
     ]
-    ok = o.is_in(["valid", "pending"])
     if warnings:
         items = [
             pl.when(hit(w)).then(
@@ -469,23 +443,73 @@ def _main_pass(
             )
             for w in warnings
         ]
-        queries.append(
-            lf.filter(ok & pl.any_horizontal([hit(w) for w in warnings]))
-            .select("__rec", __w=pl.concat_list(items).list.drop_nulls())
-            .explode("__w")
-            .unnest("__w")
-            .with_columns(_owned())
-            .sink_parquet(p.work / "warnings.parquet", lazy=True)
+        rare_cols.append(
+            pl.when(pl.col("__warn") & o.is_in([_VALID, _PENDING]))
+            .then(pl.concat_list(items).list.drop_nulls())
+            .alias("__w")
         )
-        queries.append(lf.filter(ok).select([hit(w).sum() for w in warnings]))
+    rare_cols.append(
+        pl.when(is_rejected & ~pl.col("__rec").is_in(list(struct_map)))
+        .then(
+            pl.coalesce(
+                [pl.when(err == i).then(chk.value.cast(pl.String)) for i, chk in enumerate(errors)]
+                or [pl.lit("")]
+            )
+        )
+        .alias("__val")
+    )
+    rare = (
+        lf.filter((o != _VALID) | pl.col("__warn"))
+        .with_columns(__err=pl.when(is_rejected).then(first_error))
+        .select(rare_cols)
+        .with_columns(_owned())
+    )
+    rare_path = p.work / "rare.parquet"
+    queries: list[pl.LazyFrame] = [
+        lf.filter(o == _VALID).select(out_cols + passthrough).sink_csv(valid_path, lazy=True),
+        rare.sink_parquet(rare_path, lazy=True),
+        lf.select(__n=pl.len(), __valid=(o == _VALID).sum()),
+    ]
     out = pl.collect_all(queries, engine="streaming")
-    for why_outcome, n in out[4].iter_rows():
-        p.counts[(why_outcome, "")] = int(n)
-    if warnings:
-        sums = out[-1].row(0)
-        for w, n in zip(warnings, sums, strict=True):
-            if n:
-                p.warn_counts[w.rule] = p.warn_counts.get(w.rule, 0) + int(n)
+    n_read, n_valid = out[2].row(0)
+    p.counts[("valid", "")] = int(n_valid)
+    _split_rare(p, rare_path, warnings, int(n_read) - int(n_valid))
+
+
+def _split_rare(p: _Prepared, rare_path: Path, warnings: list[Check], expected: int) -> None:
+    """Write the rare rows of the main pass out by kind (rejects, excluded, pending, warnings).
+
+    Raises:
+        InvariantError: the rare-row file does not hold every row that is not valid.
+    """
+    rare = pl.scan_parquet(rare_path)
+    o = pl.col("__outcome")
+    out_names = [col.name for col in p.contract.columns] + _passthrough(p)
+    pl.collect_all(
+        [
+            rare.filter(o == _REJECTED)
+            .select("__rec", "__err", "__raw", pl.col("__val").fill_null(""))
+            .sink_parquet(p.work / "rejects.parquet", lazy=True),
+            rare.filter(o == _EXCLUDED)
+            .select("__rec", "__excl", "__key")
+            .sink_parquet(p.work / "excluded.parquet", lazy=True),
+            rare.filter(o == _PENDING)
+            .select("__rec", "__key", "__hash", "__raw", *out_names)
+            .sink_parquet(p.work / "pending.parquet", lazy=True),
+        ]
+    )
+    not_valid = rare.filter(o != _VALID).select(pl.len()).collect().item()
+    if not_valid != expected:
+        raise InvariantError(
+            f"{p.result.path}: {expected} rows are not valid but {not_valid} were set aside"
+        )
+    if not warnings:
+        return
+    warned = rare.filter(pl.col("__w").is_not_null()).select("__rec", "__w").collect()
+    flat = warned.explode("__w").unnest("__w")
+    flat.write_parquet(p.work / "warnings.parquet")
+    for rule, n in flat.group_by("rule").len().iter_rows():
+        p.warn_counts[rule] = p.warn_counts.get(rule, 0) + int(n)
 
 
 def _owned() -> pl.Expr:

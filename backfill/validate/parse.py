@@ -22,6 +22,7 @@ __all__ = [
     "datetime_parts",
     "normalise_number",
     "parse_datetime",
+    "thousandths_per_minor_unit",
 ]
 
 NUMBER_PATTERNS: dict[NumberLocale, str] = {
@@ -70,6 +71,17 @@ def currency_exponent(code: pl.Expr) -> pl.Expr:
         .when(code.is_in(sorted(THREE_DECIMAL)))
         .then(pl.lit(3, pl.Int64))
         .otherwise(pl.lit(2, pl.Int64))
+    )
+
+
+def thousandths_per_minor_unit(code: pl.Expr) -> pl.Expr:
+    """1000 / 1 / 10 per row for a zero- / three- / two-decimal currency code (lower case)."""
+    return (
+        pl.when(code.is_in(sorted(ZERO_DECIMAL)))
+        .then(pl.lit(1000, pl.Int64))
+        .when(code.is_in(sorted(THREE_DECIMAL)))
+        .then(pl.lit(1, pl.Int64))
+        .otherwise(pl.lit(10, pl.Int64))
     )
 
 

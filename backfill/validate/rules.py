@@ -23,11 +23,12 @@ __all__ = [
     "build_checks",
     "cur_col",
     "exp_col",
+    "factor_col",
+    "fits_col",
     "lower_col",
     "lowered_columns",
     "matched_col",
     "plain_col",
-    "scale_col",
     "text_col",
     "typed_col",
     "unique_value",
@@ -64,8 +65,9 @@ def plain_col(name: str) -> pl.Expr:
     return pl.col(f"__p_{name}")
 
 
-def scale_col(name: str) -> pl.Expr:
-    """Significant decimal places of amount `name`."""
+def fits_col(name: str) -> pl.Expr:
+    """Whether amount `name` has no more significant decimals than its currency allows (also
+    true for a number too large to convert: that is reported as too large)."""
     return pl.col(f"__s_{name}")
 
 
@@ -82,6 +84,11 @@ def cur_col(key: str) -> pl.Expr:
 def exp_col(key: str) -> pl.Expr:
     """Minor-unit exponent for a money column's currency key."""
     return pl.col(f"__x_{key}")
+
+
+def factor_col(key: str) -> pl.Expr:
+    """Thousandths per minor unit (1000 / 10 / 1) for a money column's currency key."""
+    return pl.col(f"__f_{key}")
 
 
 def _ckey(col: ColumnSpec) -> str:
@@ -216,7 +223,7 @@ def rule_number_format(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_money_scale(env: ColumnEnv, col: ColumnSpec) -> Check:
     """More decimal places than the currency has (`29.905` USD, `12.5` JPY)."""
-    failed = plain_col(col.name).is_not_null() & (scale_col(col.name) > exp_col(_ckey(col)))
+    failed = plain_col(col.name).is_not_null() & ~fits_col(col.name)
     return _check(
         env,
         col,
@@ -228,8 +235,7 @@ def rule_money_scale(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_money_range(env: ColumnEnv, col: ColumnSpec) -> Check:
     """The amount is too large to convert to minor units."""
-    ok_scale = scale_col(col.name) <= exp_col(_ckey(col))
-    failed = plain_col(col.name).is_not_null() & typed_col(col.name).is_null() & ok_scale
+    failed = plain_col(col.name).is_not_null() & typed_col(col.name).is_null() & fits_col(col.name)
     return _check(env, col, "money_range", failed, f"{env.label(col.name)} is too large")
 
 

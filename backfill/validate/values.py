@@ -20,18 +20,17 @@ from backfill.validate import parse
 from backfill.validate.rules import (
     cur_col,
     exp_col,
+    factor_col,
+    fits_col,
     lower_col,
     lowered_columns,
     matched_col,
     plain_col,
-    scale_col,
     text_col,
     typed_col,
 )
 
 __all__ = ["currency_key", "output_value", "stage_one", "stage_two"]
-
-_DEC = pl.Decimal(38, 3)
 
 
 def currency_key(col: ColumnSpec) -> str:
@@ -56,6 +55,7 @@ def stage_one(contract: Contract, *, locale: NumberLocale, tz: dict[str, str]) -
             out += [
                 code.alias(cur_col(key).meta.output_name()),
                 parse.currency_exponent(code).alias(exp_col(key).meta.output_name()),
+                parse.thousandths_per_minor_unit(code).alias(factor_col(key).meta.output_name()),
             ]
         if col.type in ("money", "decimal"):
             out.append(
@@ -74,13 +74,26 @@ def stage_one(contract: Contract, *, locale: NumberLocale, tz: dict[str, str]) -
     return out
 
 
-def _scale(plain: pl.Expr) -> pl.Expr:
-    dot = plain.str.find(".", literal=True)
-    return (
-        pl.when(dot.is_null())
-        .then(0)
-        .otherwise(plain.str.strip_chars_end("0").str.len_bytes().cast(pl.Int64) - dot - 1)
-    )
+_SIG3 = r"^-?\d+(\.\d{0,3}0*)?$"
+"""Number text with at most three significant decimals (trailing zeros do not count)."""
+MAX_MAJOR = 1e12
+"""Amounts at or above this (in major units) are rejected as too large: below it an amount
+with at most three decimals, read as a float and multiplied by 1000, is within 0.13 of an
+integer below 2**53, so rounding gives the exact thousandths (no decimal arithmetic needed)."""
+
+
+def _milli_and_fits(plain: pl.Expr, factor: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Thousandths of a plain number text, and whether its significant decimals fit.
+
+    `factor` is 1000 / 10 / 1 for a currency with 0 / 2 / 3 decimals: the amount fits when it
+    has at most three significant decimals and its thousandths are a multiple of the factor.
+    An amount too large to convert counts as fitting (it is reported as too large instead).
+    No when/then chains: each level of one is a pass over the whole column.
+    """
+    x = plain.cast(pl.Float64, strict=False)
+    milli = pl.when(x.abs() < MAX_MAJOR).then((x * 1000).round().cast(pl.Int64, strict=False))
+    fits = plain.str.contains(_SIG3) & (milli.is_null() | (milli % factor == 0))
+    return milli, fits
 
 
 def stage_two(contract: Contract) -> list[pl.Expr]:
@@ -90,14 +103,11 @@ def stage_two(contract: Contract) -> list[pl.Expr]:
         name = typed_col(col.name).meta.output_name()
         t = text_col(col.name)
         if col.type == "money":
-            plain, exp = plain_col(col.name), exp_col(currency_key(col))
-            scale = _scale(plain)
-            # The text is a plain number whose scale fits the exponent: the decimal cast is exact.
-            milli = (plain.cast(_DEC, strict=False) * 1000).cast(pl.Int64, strict=False)
-            factor = pl.when(exp == 0).then(1000).when(exp == 3).then(1).otherwise(10)
+            plain, factor = plain_col(col.name), factor_col(currency_key(col))
+            milli, fits = _milli_and_fits(plain, factor)
             out += [
-                scale.alias(scale_col(col.name).meta.output_name()),
-                pl.when(scale <= exp).then(milli // factor).alias(name),
+                fits.alias(fits_col(col.name).meta.output_name()),
+                pl.when(fits).then(milli // factor).alias(name),
             ]
         elif col.type == "decimal":
             out.append(plain_col(col.name).cast(pl.Float64, strict=False).alias(name))
