@@ -107,11 +107,16 @@ Builder = Callable[[pl.Expr], list[pl.Expr]]
 """Source index -> the export's columns in header order (named by their headers)."""
 
 
-def _stripe_payments(s: pl.Expr) -> list[pl.Expr]:
+def _charge_amount(s: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """Currency, its exponent and the amount in minor units of payment `s`."""
     cur = _pick(s, 1, ["usd", "usd", "usd", "eur", "gbp", "aud", "jpy", "kwd"])
     exp = _exp_of(cur)
     unit = pl.when(exp == 0).then(1).when(exp == 3).then(10).otherwise(1)
-    minor = (_h(s, 2, 20_000) * 5 + 100) * unit
+    return cur, exp, (_h(s, 2, 20_000) * 5 + 100) * unit
+
+
+def _stripe_payments(s: pl.Expr) -> list[pl.Expr]:
+    cur, exp, minor = _charge_amount(s)
     status = _pick(s, 3, ["Paid"] * 17 + ["Refunded", "Failed"])
     refunded = pl.when(status == "Refunded").then(minor).otherwise(0)
     fee = (
@@ -228,10 +233,13 @@ def _stripe_subscriptions(s: pl.Expr) -> list[pl.Expr]:
 
 
 def _stripe_refunds(s: pl.Expr) -> list[pl.Expr]:
+    # Refund s refunds payment 17 s in full, in its currency (consistent with the payments file
+    # across files: never more than the charge, never before it).
+    cur, exp, minor = _charge_amount(s * 17)
     return [
         _code("re_3Pq", s).alias("id"),
-        _money2(_h(s, 1, 9_000) + 100).alias("Amount"),
-        pl.lit("usd").alias("Currency"),
+        _major(minor, exp).alias("Amount"),
+        cur.alias("Currency"),
         _ts(s, 5_000, "%Y-%m-%d %H:%M").alias("Created (UTC)"),
         _code("ch_3Pq", s * 17).alias("Charge ID"),
         _code("pi_3Pq", s * 17).alias("PaymentIntent ID"),

@@ -30,6 +30,7 @@ from backfill.contracts import Contract, DetectionError, HeaderMatch, clean_head
 from backfill.contracts.model import NumberLocale
 from backfill.validate import parse
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
+from backfill.validate.references import SourceFile, check_references
 from backfill.validate.result import FileResult, RunResult
 from backfill.validate.rules import (
     Check,
@@ -45,6 +46,7 @@ from backfill.validate.structure import (
     read_header,
     scan_structure,
 )
+from backfill.validate.supersede import SUPERSEDED, mark_superseded
 from backfill.validate.values import output_value, stage_one, stage_two
 
 __all__ = ["DEFAULT_MAX_REJECT_RATE", "ValidateOptions", "validate_files"]
@@ -541,8 +543,9 @@ def _resolve_duplicates(files: list[_Prepared]) -> None:
         .agg(pl.col("loc").str.join(", "))
     )
     pend = pend.join(where, on="__key", how="left")
-    keep = (pl.col("__n") == 1) | ((pl.col("__nh") == 1) & pl.col("__first"))
-    exact = (pl.col("__nh") == 1) & ~pl.col("__first")
+    pend = mark_superseded(pend, files[0].contract.newest_by)
+    keep = (pl.col("__n") == 1) | ((pl.col("__nh") == 1) & pl.col("__first")) | pl.col("__newest")
+    exact = ((pl.col("__nh") == 1) & ~pl.col("__first")) | pl.col("__copy")
     for i, p in enumerate(files):
         mine = pend.filter(pl.col("__file") == i)
         if mine.height == 0:
@@ -560,7 +563,13 @@ def _resolve_duplicates(files: list[_Prepared]) -> None:
                 ex.select("__rec", __excl=pl.lit("exact_duplicate"), __key=pl.col("__key"))
             )
             p.result.duplicates["exact"] = p.result.duplicates.get("exact", 0) + ex.height
-        conflict = mine.filter(~keep & ~exact)
+        old = mine.filter(pl.col("__superseded"))
+        if old.height:
+            p.extra_excluded.append(
+                old.select("__rec", __excl=pl.lit(SUPERSEDED), __key=pl.col("__key"))
+            )
+            p.result.duplicates[SUPERSEDED] = p.result.duplicates.get(SUPERSEDED, 0) + old.height
+        conflict = mine.filter(~keep & ~exact & ~pl.col("__superseded"))
         if conflict.height:
             label = p.env.label(p.contract.identity[0])
             p.extra_rejects.append(
@@ -766,6 +775,11 @@ def validate_files(
             p.result.passes = {k: round(v, 4) for k, v in p.result.passes.items()}
             _write_report(p.result)
             shutil.rmtree(p.work, ignore_errors=True)
+    check_references(
+        results,
+        [SourceFile(p.result, p.header, p.match, p.structure) for p in prepared],
+        opts.out_dir / ".work" / "references",
+    )
     shutil.rmtree(opts.out_dir / ".work", ignore_errors=True)
     run = RunResult(files=results, out_dir=opts.out_dir, seconds=time.perf_counter() - t_run)
     run.report_path = opts.out_dir / "validate-report.json"
