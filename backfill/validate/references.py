@@ -153,6 +153,9 @@ def _targets(
     """The validated files of `kind`, or why the rule cannot be evaluated."""
     same = [r for r in results if r.kind == kind]
     if not same:
+        unknown = [r.path.name for r in results if r.kind is None]
+        if unknown:
+            return f"no {kind} file in this run (kind unknown, not validated: {', '.join(unknown)})"
         return f"no {kind} file in this run"
     bad = [r for r in same if r.status != "validated" or r.valid_path is None]
     if bad:
