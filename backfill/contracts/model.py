@@ -151,8 +151,9 @@ class ReferenceSpec(_Model):
       whose columns are all empty is not checked.
     * `compare`: `left op right`, where `right` is the target row's column found by the key
       (`columns[0]` -> `target_columns[0]`); rows whose key is not found are not checked.
-    * `sum`: the sum of `left` over this kind's rows sharing a key (and meeting `when`)
-      `op right` of the target row; every row of a failing group gets the rule.
+    * `sum`: the sum of `left` over this kind's rows sharing a key (and meeting `when`; rows
+      meeting `negate` count negatively) `op right` of the target row; every row of a failing
+      group gets the rule.
     """
 
     id: str
@@ -176,6 +177,8 @@ class ReferenceSpec(_Model):
     """`==` / `!=`: allowed absolute difference (in output units)."""
     when: tuple[Condition, ...] = ()
     """Only rows where every condition holds (on the output value, case-insensitive)."""
+    negate: tuple[Condition, ...] = ()
+    """sum: rows where every condition holds count negatively (ledger debits)."""
 
     @model_validator(mode="after")
     def _check(self) -> ReferenceSpec:
@@ -251,7 +254,7 @@ class Contract(_Model):
             refs.append(self.newest_by)
         for ref in self.references:
             refs += [x for x in (ref.left, ref.column) if x] + list(ref.columns)
-            refs += [w.column for w in ref.when]
+            refs += [w.column for w in (*ref.when, *ref.negate)]
         for r in self.rules:
             refs += [x for x in (r.left, r.right, r.result, r.column) if x]
             refs += list(r.columns) + [w.column for w in r.when]

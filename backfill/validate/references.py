@@ -76,10 +76,15 @@ def check_references(
         by_kind.setdefault(sf.contract.kind, []).append(sf)
     touched = [sf for sf in sources if sf.contract.references]
     for level in ("error", "warning"):
-        for sf in touched:
-            refs = [r for r in sf.contract.references if r.level == level]
-            if refs:
-                _check_file(sf, refs, level, results, by_kind, work)
+        # Every rule of a round sees the same valid files: all are evaluated, then applied.
+        found = [
+            (sf, _evaluate_file(sf, refs, results, by_kind))
+            for sf in touched
+            if (refs := [r for r in sf.contract.references if r.level == level])
+        ]
+        for sf, hits in found:
+            if hits is not None:
+                _apply(sf, hits, level, work)
     dt = (time.perf_counter() - t0) / len(touched) if touched else 0.0
     for sf in touched:
         res = sf.result
@@ -91,21 +96,20 @@ def check_references(
             )
 
 
-def _check_file(
+def _evaluate_file(
     sf: SourceFile,
     refs: list[ReferenceSpec],
-    level: str,
     results: Sequence[FileResult],
     by_kind: dict[str, list[SourceFile]],
-    work: Path,
-) -> None:
+) -> pl.DataFrame | None:
+    """Rows of `sf`'s valid file failing `refs` (`__pos` = row of the valid file), or None."""
     res = sf.result
     if res.status != "validated" or res.valid_path is None:
         for ref in refs:
             res.references_not_checked[ref.id] = (
                 f"this file's valid rows are withheld (status {res.status})"
             )
-        return
+        return None
     hits: list[pl.DataFrame] = []
     for ref in refs:
         targets = _targets(ref.target, results, by_kind)
@@ -125,9 +129,11 @@ def _check_file(
                     message=pl.col("__message"),
                 )
             )
-    if not hits:
-        return
-    found = pl.concat(hits)
+    return pl.concat(hits) if hits else None
+
+
+def _apply(sf: SourceFile, found: pl.DataFrame, level: str, work: Path) -> None:
+    """Reject (error) or warn the rows in `found`, with their source line, raw text and value."""
     if level == "error":
         # One reject per row: its first failed rule, in the contract's order.
         found = found.unique("__pos", keep="first", maintain_order=True)
@@ -327,7 +333,14 @@ def _sum(sf: SourceFile, ref: ReferenceSpec, targets: list[SourceFile]) -> pl.Da
         _scan_valid(sf)
         .with_row_index("__pos")
         .filter(_when(ref.when) & _present(pl.col(key)))
-        .select("__pos", key, ref.left, __l=_typed(spec))
+        .select(
+            "__pos",
+            key,
+            ref.left,
+            __l=pl.when(_when(ref.negate)).then(-_typed(spec)).otherwise(_typed(spec))
+            if ref.negate
+            else _typed(spec),
+        )
     )
     bad = (
         rows.group_by(key)

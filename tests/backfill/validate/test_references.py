@@ -261,3 +261,21 @@ def test_newest_by_must_name_an_int_column() -> None:
     raw["newest_by"] = "no_such"
     with pytest.raises(ValidationError, match="unknown column 'no_such'"):
         Contract.model_validate(raw)
+
+
+def test_points_ledger_against_profiles_and_bills(tmp_path: Path) -> None:
+    files = [REFS / "members.csv", REFS / "points.csv", REFS / "bills_a.csv"]
+    got = _by_name(run(files, tmp_path))
+    pts = got["points.csv"]
+    # 50002: 0 + 15 != 10 (both its rows); MG-0404 is no bill (910002 is a bill_id: found);
+    # 50009 has no profile. 50001: 118 - 50 = 68 as in its profile.
+    assert triples(pts.warnings_path) == golden(REFS / "points.csv", "warnings")  # type: ignore[arg-type]
+    assert pts.warnings_by_rule == {
+        "customer_not_in_profiles": 1,
+        "points_not_loyalty_points": 2,
+        "transaction_not_in_bills": 1,
+    }
+    assert pts.rows_valid == 5 and pts.rows_rejected == 0
+    bills = got["bills_a.csv"]
+    assert "customer_not_in_profiles" in bills.references_checked
+    assert "customer_not_in_profiles" not in bills.warnings_by_rule
