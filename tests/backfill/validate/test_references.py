@@ -205,6 +205,7 @@ def test_line_items_warn_when_they_do_not_add_up_to_the_bill(tmp_path: Path) -> 
     assert triples(items.warnings_path) == [  # type: ignore[arg-type]
         ("2", "line_item_amount", "line_items_not_bill_amount"),
         ("3", "line_item_amount", "line_items_not_bill_amount"),
+        ("4", "bill_id", "bill_not_in_transactions"),
         ("5", "parent_line_item_id", "parent_not_in_line_items"),
     ]
 
