@@ -117,7 +117,8 @@ def _evaluate_file(
             res.references_not_checked[ref.id] = targets
             continue
         res.references_checked.append(ref.id)
-        rows = _EVALUATE[ref.check](sf, ref, targets)
+        peers = [p for p in by_kind[sf.contract.kind] if p.result.valid_path is not None]
+        rows = _EVALUATE[ref.check](sf, ref, targets, peers)
         if rows.height:
             hits.append(
                 rows.select(
@@ -230,7 +231,9 @@ def _holds(op: str, a: pl.Expr, b: pl.Expr, tolerance: float) -> pl.Expr:
     return a >= b - _EPS
 
 
-def _exists(sf: SourceFile, ref: ReferenceSpec, targets: list[SourceFile]) -> pl.DataFrame:
+def _exists(
+    sf: SourceFile, ref: ReferenceSpec, targets: list[SourceFile], peers: list[SourceFile]
+) -> pl.DataFrame:
     """Rows with a key none of whose non-empty columns is found in its target column."""
     lf = _scan_valid(sf).with_row_index("__pos").filter(_when(ref.when))
     present: list[pl.Expr] = []
@@ -290,7 +293,9 @@ def _target_values(ref: ReferenceSpec, targets: list[SourceFile]) -> pl.LazyFram
     )
 
 
-def _compare(sf: SourceFile, ref: ReferenceSpec, targets: list[SourceFile]) -> pl.DataFrame:
+def _compare(
+    sf: SourceFile, ref: ReferenceSpec, targets: list[SourceFile], peers: list[SourceFile]
+) -> pl.DataFrame:
     """Rows whose `left` does not stand in `op` to the `right` of the target row of their key."""
     assert ref.left is not None and ref.op is not None and ref.right is not None
     key = ref.columns[0]
@@ -323,24 +328,34 @@ def _compare(sf: SourceFile, ref: ReferenceSpec, targets: list[SourceFile]) -> p
     )
 
 
-def _sum(sf: SourceFile, ref: ReferenceSpec, targets: list[SourceFile]) -> pl.DataFrame:
-    """Rows of the key groups whose sum of `left` does not stand in `op` to the target's `right`."""
+def _sum(
+    sf: SourceFile, ref: ReferenceSpec, targets: list[SourceFile], peers: list[SourceFile]
+) -> pl.DataFrame:
+    """Rows of the key groups whose sum of `left` does not stand in `op` to the target's `right`.
+
+    The sums run over the valid rows of every file of this kind in the run (`peers`: refunds of
+    one charge may come from several exports); the rows returned are `sf`'s.
+    """
     assert ref.left is not None and ref.op is not None and ref.right is not None
     key = ref.columns[0]
     spec = sf.contract.column(ref.left)
     right_label = targets[0].contract.column(ref.right).header
-    rows = (
-        _scan_valid(sf)
-        .with_row_index("__pos")
-        .filter(_when(ref.when) & _present(pl.col(key)))
-        .select(
-            "__pos",
-            key,
-            ref.left,
-            __l=pl.when(_when(ref.negate)).then(-_typed(spec)).otherwise(_typed(spec))
-            if ref.negate
-            else _typed(spec),
-        )
+    rows = pl.concat(
+        [
+            _scan_valid(p)
+            .with_row_index("__pos")
+            .filter(_when(ref.when) & _present(pl.col(key)))
+            .select(
+                "__pos",
+                key,
+                ref.left,
+                __self=pl.lit(p is sf),
+                __l=pl.when(_when(ref.negate)).then(-_typed(spec)).otherwise(_typed(spec))
+                if ref.negate
+                else _typed(spec),
+            )
+            for p in peers
+        ]
     )
     bad = (
         rows.group_by(key)
@@ -353,7 +368,8 @@ def _sum(sf: SourceFile, ref: ReferenceSpec, targets: list[SourceFile]) -> pl.Da
     )
     total = _shown(spec, pl.col("__sum").round(6) if spec.type != "money" else pl.col("__sum"))
     return (
-        rows.join(bad, on=key, how="inner")
+        rows.filter(pl.col("__self"))
+        .join(bad, on=key, how="inner")
         .select(
             "__pos",
             __value=pl.col(ref.left),
@@ -371,7 +387,8 @@ def _sum(sf: SourceFile, ref: ReferenceSpec, targets: list[SourceFile]) -> pl.Da
     )
 
 
-_EVALUATE: dict[str, Callable[[SourceFile, ReferenceSpec, list[SourceFile]], pl.DataFrame]] = {
+_Evaluate = Callable[[SourceFile, ReferenceSpec, list[SourceFile], list[SourceFile]], pl.DataFrame]
+_EVALUATE: dict[str, _Evaluate] = {
     "exists": _exists,
     "compare": _compare,
     "sum": _sum,

@@ -280,3 +280,57 @@ def test_points_ledger_against_profiles_and_bills(tmp_path: Path) -> None:
     bills = got["bills_a.csv"]
     assert "customer_not_in_profiles" in bills.references_checked
     assert "customer_not_in_profiles" not in bills.warnings_by_rule
+
+
+REFUND_HEADER = "id,Amount,Currency,Created (UTC),Charge ID,PaymentIntent ID,Reason,Status\n"
+
+
+def test_refunds_of_one_charge_are_summed_across_refund_files(tmp_path: Path) -> None:
+    # 6.00 + 5.00 > the 10.00 charge ch_R1, one refund per export: both are rejected, and the
+    # second file is left with no valid row (it then has nothing to warn about).
+    one = write(
+        tmp_path,
+        "refunds_jan.csv",
+        REFUND_HEADER + "re_1,6.00,usd,2026-03-04 10:00,ch_R1,,,succeeded\n",
+    )
+    two = write(
+        tmp_path,
+        "refunds_feb.csv",
+        REFUND_HEADER + "re_2,5.00,usd,2026-03-05 09:00,ch_R1,,,succeeded\n",
+    )
+    got = _by_name(run([REFS / "payments.csv", one, two], tmp_path / "out"))
+    for name in ("refunds_jan.csv", "refunds_feb.csv"):
+        res = got[name]
+        assert triples(res.rejects_path) == [("2", "Amount", "refunds_exceed_charge")]  # type: ignore[arg-type]
+        assert (res.rows_read, res.rows_valid, res.rows_rejected) == (1, 0, 1)
+        assert "over 2 row(s)" in pl.read_csv(res.rejects_path)["message"].item()  # type: ignore[arg-type]
+        assert _valid(res).height == 0
+        assert "refunds_not_amount_refunded" in res.references_checked
+
+
+def test_capillary_member_versions_in_one_file(tmp_path: Path) -> None:
+    header = "user_id,email,registered_on,loyalty_points,auto_update_time_loyalty\n"
+    members = write(
+        tmp_path,
+        "members.csv",
+        header
+        + "50001,ravi@example.com,2023-11-02 08:15:00,50,1751364000\n"
+        + "50002,sara@example.com,2023-11-03 09:00:00,10,1751364000\n"
+        + "50001,ravi@example.com,2023-11-02 08:15:00,68,1751400000\n",
+    )
+    (res,) = run([members], tmp_path / "out")
+    assert triples(res.excluded_path, ("line", "reason", "identity")) == [  # type: ignore[arg-type]
+        ("2", "superseded", "50001")
+    ]
+    assert res.excluded == {"superseded": 1} and res.rows_rejected == 0
+    valid = _valid(res)
+    assert valid.filter(pl.col("user_id") == "50001")["loyalty_points"].to_list() == ["68"]
+
+
+def test_lines_are_found_in_a_windows_1252_source(tmp_path: Path) -> None:
+    text = (REFS / "payments.csv").read_text(encoding="utf-8").replace("Course", "Café")
+    pay = write(tmp_path, "payments.csv", text, encoding="cp1252")
+    got = _by_name(run([pay, REFS / "customers.csv"], tmp_path / "out"))
+    res = got["payments.csv"]
+    assert res.encoding == "windows-1252"
+    assert triples(res.warnings_path) == golden(REFS / "payments.csv", "warnings")  # type: ignore[arg-type]
