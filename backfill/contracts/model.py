@@ -259,6 +259,8 @@ class Contract(_Model):
             refs += [x for x in (r.left, r.right, r.result, r.column) if x]
             refs += list(r.columns) + [w.column for w in r.when]
         problems += [f"unknown column {r!r}" for r in refs if r not in names]
+        ids = [r.id for r in self.references]
+        problems += [f"duplicate reference id {i!r}" for i in ids if ids.count(i) > 1]
         if self.newest_by in names and self.column(self.newest_by).type != "int":
             problems.append(f"newest_by column {self.newest_by!r} is not of type int")
         if problems:

@@ -28,9 +28,8 @@ import polars as pl
 
 from backfill.contracts import Contract, DetectionError, HeaderMatch, clean_header, detect
 from backfill.contracts.model import NumberLocale
-from backfill.validate import parse
+from backfill.validate import parse, references, supersede
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
-from backfill.validate.references import SourceFile, check_references
 from backfill.validate.result import FileResult, RunResult
 from backfill.validate.rules import (
     Check,
@@ -46,7 +45,6 @@ from backfill.validate.structure import (
     read_header,
     scan_structure,
 )
-from backfill.validate.supersede import SUPERSEDED, mark_superseded
 from backfill.validate.values import output_value, stage_one, stage_two
 
 __all__ = ["DEFAULT_MAX_REJECT_RATE", "ValidateOptions", "validate_files"]
@@ -543,7 +541,7 @@ def _resolve_duplicates(files: list[_Prepared]) -> None:
         .agg(pl.col("loc").str.join(", "))
     )
     pend = pend.join(where, on="__key", how="left")
-    pend = mark_superseded(pend, files[0].contract.newest_by)
+    pend = supersede.mark_superseded(pend, files[0].contract.newest_by)
     keep = (pl.col("__n") == 1) | ((pl.col("__nh") == 1) & pl.col("__first")) | pl.col("__newest")
     exact = ((pl.col("__nh") == 1) & ~pl.col("__first")) | pl.col("__copy")
     for i, p in enumerate(files):
@@ -566,9 +564,10 @@ def _resolve_duplicates(files: list[_Prepared]) -> None:
         old = mine.filter(pl.col("__superseded"))
         if old.height:
             p.extra_excluded.append(
-                old.select("__rec", __excl=pl.lit(SUPERSEDED), __key=pl.col("__key"))
+                old.select("__rec", __excl=pl.lit(supersede.SUPERSEDED), __key=pl.col("__key"))
             )
-            p.result.duplicates[SUPERSEDED] = p.result.duplicates.get(SUPERSEDED, 0) + old.height
+            dup = p.result.duplicates
+            dup["superseded"] = dup.get("superseded", 0) + old.height
         conflict = mine.filter(~keep & ~exact & ~pl.col("__superseded"))
         if conflict.height:
             label = p.env.label(p.contract.identity[0])
@@ -775,9 +774,9 @@ def validate_files(
             p.result.passes = {k: round(v, 4) for k, v in p.result.passes.items()}
             _write_report(p.result)
             shutil.rmtree(p.work, ignore_errors=True)
-    check_references(
+    references.check_references(
         results,
-        [SourceFile(p.result, p.header, p.match, p.structure) for p in prepared],
+        [references.SourceFile(p.result, p.header, p.match, p.structure) for p in prepared],
         opts.out_dir / ".work" / "references",
     )
     shutil.rmtree(opts.out_dir / ".work", ignore_errors=True)

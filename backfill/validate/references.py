@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from backfill.contracts import Contract, HeaderMatch
-from backfill.contracts.model import ColumnSpec, Condition, ReferenceSpec
+from backfill.contracts.model import ColumnSpec, Condition, Level, ReferenceSpec
 from backfill.validate.encoding import transcode_to_utf8
 from backfill.validate.result import FileResult
 from backfill.validate.structure import Structure, line_numbers
@@ -75,7 +75,8 @@ def check_references(
     for sf in sources:
         by_kind.setdefault(sf.contract.kind, []).append(sf)
     touched = [sf for sf in sources if sf.contract.references]
-    for level in ("error", "warning"):
+    levels: tuple[Level, ...] = ("error", "warning")
+    for level in levels:
         # Every rule of a round sees the same valid files: all are evaluated, then applied.
         found = [
             (sf, _evaluate_file(sf, refs, results, by_kind))
@@ -133,7 +134,7 @@ def _evaluate_file(
     return pl.concat(hits) if hits else None
 
 
-def _apply(sf: SourceFile, found: pl.DataFrame, level: str, work: Path) -> None:
+def _apply(sf: SourceFile, found: pl.DataFrame, level: Level, work: Path) -> None:
     """Reject (error) or warn the rows in `found`, with their source line, raw text and value."""
     if level == "error":
         # One reject per row: its first failed rule, in the contract's order.
