@@ -7,8 +7,10 @@
    (`is_duplicated()`) would make polars hold the whole file.
 3. rules: one streaming query per file evaluates every rule, splits rows into valid / rejected /
    excluded / pending-duplicate and writes them (collect_all over several sinks shares the scan).
-   Pending duplicates (few) are then resolved in memory: exact copies are excluded, conflicting
-   ones rejected, and the survivors appended to the valid file.
+   Pending duplicates (few) are then resolved in memory: exact copies are excluded, older
+   versions superseded by a newer one (contract `newest_by`, supersede.py) are excluded,
+   conflicting ones rejected, and the survivors appended to the valid file.
+4. references: once every file of every kind is done, the cross-file rules (references.py).
 
 Every input row ends up in exactly one of valid, rejects or excluded, and the counts are checked.
 """
