@@ -107,12 +107,22 @@ Builder = Callable[[pl.Expr], list[pl.Expr]]
 """Source index -> the export's columns in header order (named by their headers)."""
 
 
-def _stripe_payments(s: pl.Expr) -> list[pl.Expr]:
+def _charge_amount(s: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """Currency, its exponent and the amount in minor units of payment `s`."""
     cur = _pick(s, 1, ["usd", "usd", "usd", "eur", "gbp", "aud", "jpy", "kwd"])
     exp = _exp_of(cur)
     unit = pl.when(exp == 0).then(1).when(exp == 3).then(10).otherwise(1)
-    minor = (_h(s, 2, 20_000) * 5 + 100) * unit
-    status = _pick(s, 3, ["Paid"] * 17 + ["Refunded", "Failed"])
+    return cur, exp, (_h(s, 2, 20_000) * 5 + 100) * unit
+
+
+def _stripe_payments(s: pl.Expr) -> list[pl.Expr]:
+    cur, exp, minor = _charge_amount(s)
+    # Payment 17 k is refunded in full by refund k of the refunds file.
+    status = (
+        pl.when(s % 17 == 0)
+        .then(pl.lit("Refunded"))
+        .otherwise(_pick(s, 3, ["Paid"] * 17 + ["Refunded", "Failed"]))
+    )
     refunded = pl.when(status == "Refunded").then(minor).otherwise(0)
     fee = (
         pl.when(status == "Failed")
@@ -195,7 +205,7 @@ def _stripe_subscriptions(s: pl.Expr) -> list[pl.Expr]:
         _code("cus_Q", s, 6).alias("Customer ID"),
         pl.format("Buyer {}", s).alias("Customer Name"),
         _email(s, "buyer").alias("Customer Email"),
-        _pick(s, 2, ["price_1Pro", "price_1Team", "plan_gold"]).alias("Plan"),
+        _code("price_1Pq", _h(s, 2, 50)).alias("Plan"),  # one of the first 50 prices
         pl.lit("month").alias("Interval"),
         pl.lit("29.90").alias("Amount"),
         status.alias("Status"),
@@ -228,10 +238,13 @@ def _stripe_subscriptions(s: pl.Expr) -> list[pl.Expr]:
 
 
 def _stripe_refunds(s: pl.Expr) -> list[pl.Expr]:
+    # Refund s refunds payment 17 s in full, in its currency (consistent with the payments file
+    # across files: never more than the charge, never before it).
+    cur, exp, minor = _charge_amount(s * 17)
     return [
         _code("re_3Pq", s).alias("id"),
-        _money2(_h(s, 1, 9_000) + 100).alias("Amount"),
-        pl.lit("usd").alias("Currency"),
+        _major(minor, exp).alias("Amount"),
+        cur.alias("Currency"),
         _ts(s, 5_000, "%Y-%m-%d %H:%M").alias("Created (UTC)"),
         _code("ch_3Pq", s * 17).alias("Charge ID"),
         _code("pi_3Pq", s * 17).alias("PaymentIntent ID"),
@@ -318,8 +331,13 @@ def _stripe_prices(s: pl.Expr) -> list[pl.Expr]:
     ]
 
 
+def _loyalty_points(c: pl.Expr) -> pl.Expr:
+    """Current points of Capillary customer `c` (user_id 40000 + c)."""
+    return _h(c, 1, 5_000) + 1
+
+
 def _capillary_customers(s: pl.Expr) -> list[pl.Expr]:
-    pts = _h(s, 1, 5_000)
+    pts = _loyalty_points(s)
     return [
         (s + 40_000).cast(pl.String).alias("user_id"),
         _pick(s, 2, ["Asha", "Ravi", "Meera", "Arjun", "Sara", "Tomás"]).alias("first_name"),
@@ -342,9 +360,19 @@ def _capillary_customers(s: pl.Expr) -> list[pl.Expr]:
     ]
 
 
+def _line_item(s: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """Quantity, rate, value and discount (minor units) of line item `s` (of bill s // 3)."""
+    qty = _h(s, 1, 4) + 1
+    rate = _h(s, 2, 5_000) + 100
+    value = qty * rate
+    return qty, rate, value, pl.when(_h(s, 3, 4) == 0).then(value // 10).otherwise(0)
+
+
 def _capillary_transactions(s: pl.Expr) -> list[pl.Expr]:
-    gross = _h(s, 1, 500_000) + 1_000
-    disc = gross // 10
+    # Bill s holds line items 3 s .. 3 s + 2: its gross and discount are theirs.
+    items = [_line_item(s * 3 + j) for j in range(3)]
+    gross = pl.sum_horizontal([v for _, _, v, _ in items])
+    disc = pl.sum_horizontal([d for _, _, _, d in items])
     return [
         (s + 900_000).cast(pl.String).alias("bill_id"),
         pl.format("HSR-{}", s).alias("bill_number"),
@@ -366,10 +394,7 @@ def _capillary_transactions(s: pl.Expr) -> list[pl.Expr]:
 
 
 def _capillary_line_items(s: pl.Expr) -> list[pl.Expr]:
-    qty = _h(s, 1, 4) + 1
-    rate = _h(s, 2, 5_000) + 100
-    value = qty * rate
-    disc = pl.when(_h(s, 3, 4) == 0).then(value // 10).otherwise(0)
+    qty, rate, value, disc = _line_item(s)
     return [
         (s + 70_000).cast(pl.String).alias("line_item_id"),
         (s // 3 + 900_000).cast(pl.String).alias("bill_id"),
@@ -386,16 +411,21 @@ def _capillary_line_items(s: pl.Expr) -> list[pl.Expr]:
 
 
 def _capillary_points(s: pl.Expr) -> list[pl.Expr]:
-    credit = _h(s, 1, 3) != 0
+    # Three entries per customer: a credit of its current points, then a credit and a debit of
+    # the same amount, so the ledger adds up to the profile's loyalty_points.
+    step = s % 3
+    c = (s // 3) % 300
+    credit = step != 2
+    points = pl.when(step == 0).then(_loyalty_points(c)).otherwise(_h(s // 3, 2, 500) + 1)
     return [
         pl.format("EV{}", s).alias("eventLogId"),
-        (s % 300 + 40_000).cast(pl.String).alias("user_id"),
+        (c + 40_000).cast(pl.String).alias("user_id"),
         pl.when(credit)
         .then(pl.lit("TransactionAdd"))
         .otherwise(pl.lit("PointsRedemption"))
         .alias("eventName"),
         pl.when(credit).then(pl.lit("CREDIT")).otherwise(pl.lit("DEBIT")).alias("ledgerEntryType"),
-        (_h(s, 2, 500) + 1).cast(pl.String).alias("points"),
+        points.cast(pl.String).alias("points"),
         pl.lit("Main").alias("pointsCategory"),
         pl.lit("7").alias("programId"),
         pl.concat_str([_ts(s, 2_400), pl.lit(".0")]).alias("ledgerCreatedDate"),

@@ -1,7 +1,8 @@
 """`aep-migrate validate`: check CSV exports against their contracts (issue 4).
 
 Prints which contract it picked for each file and why, then a table per file (rows read, valid,
-rejected, excluded, time, throughput) and the rejects/warnings by rule; `--json` prints the run
+rejected, excluded, time, throughput) and the rejects/warnings by rule (cross-file rules
+included, and those not checked with the reason); `--json` prints the run
 report instead. Exit 0 when every file validated under its maximum reject rate, 1 otherwise
 (unreadable file, header mismatch, reject rate above the maximum). Never a traceback.
 """
@@ -98,6 +99,8 @@ def _render_file(console: Console, f: FileResult) -> None:
         for reason, n in f.excluded.items():
             t.add_row("  excluded", reason, str(n))
         console.print(t)
+    for rule, reason in f.references_not_checked.items():
+        console.print(f"  [yellow]cross-file rule {rule} not checked[/]: {reason}")
     if f.passes:
         console.print("  passes: " + ", ".join(f"{k} {v:.2f}s" for k, v in f.passes.items()))
 

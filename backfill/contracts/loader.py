@@ -69,20 +69,30 @@ def _extend(path: Path, base: Contract, data: dict[str, Any]) -> Contract:
     return _parse(path, raw)
 
 
+def _check_references(contracts: dict[str, Contract]) -> dict[str, Contract]:
+    problems = [
+        f"contract {k}: {p}" for k, c in contracts.items() for p in c.check_targets(contracts)
+    ]
+    if problems:
+        raise ContractLoadError("; ".join(problems))
+    return contracts
+
+
 def load_contracts(
     user_dir: Path | None = None, *, shipped_dir: Path = SHIPPED_DIR
 ) -> dict[str, Contract]:
     """Return every contract by kind: shipped ones, then the user's replacements/extensions.
 
     Raises:
-        ContractLoadError: a file cannot be read or is not a valid contract.
+        ContractLoadError: a file cannot be read or is not a valid contract, or a reference
+            names a kind or column that does not exist.
     """
     contracts: dict[str, Contract] = {}
     for path in sorted(shipped_dir.glob("*.toml")):
         c = _parse(path, _read(path))
         contracts[c.kind] = c
     if user_dir is None:
-        return contracts
+        return _check_references(contracts)
     if not user_dir.is_dir():
         raise ContractLoadError(f"contracts_dir {user_dir} is not a directory")
     files = sorted(user_dir.glob("*.toml"))
@@ -97,4 +107,4 @@ def load_contracts(
             if base is None:
                 raise ContractLoadError(f"{path}: extends unknown kind {data['extends']!r}")
             contracts[base.kind] = _extend(path, base, data)
-    return contracts
+    return _check_references(contracts)

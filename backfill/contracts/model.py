@@ -21,6 +21,7 @@ __all__ = [
     "ExcludeSpec",
     "Level",
     "NumberLocale",
+    "ReferenceSpec",
     "RuleSpec",
     "UniqueSpec",
 ]
@@ -139,6 +140,58 @@ class UniqueSpec(_Model):
     message: str
 
 
+class ReferenceSpec(_Model):
+    """A cross-file rule: this export's rows checked against the valid rows of another kind.
+
+    Evaluated after every file of the run has been validated, on the valid outputs (canonical
+    names, converted values), and only when the run holds files of `target`. Three checks:
+
+    * `exists`: the value of `columns[i]` is among the values of `target_columns[i]`. With
+      several pairs a row passes when any of its non-empty columns is found in its pair; a row
+      whose columns are all empty is not checked.
+    * `compare`: `left op right`, where `right` is the target row's column found by the key
+      (`columns[0]` -> `target_columns[0]`); rows whose key is not found are not checked.
+    * `sum`: the sum of `left` over this kind's rows sharing a key (and meeting `when`; rows
+      meeting `negate` count negatively) `op right` of the target row; every row of a failing
+      group gets the rule.
+    """
+
+    id: str
+    check: Literal["exists", "compare", "sum"]
+    target: str
+    """Kind of the referenced export."""
+    columns: tuple[str, ...]
+    """Key columns of this contract (canonical names)."""
+    target_columns: tuple[str, ...]
+    """The matching key columns of the target contract, pair by pair."""
+    level: Level = "error"
+    message: str
+    column: str | None = None
+    """Column reported in the rejects/warnings file (defaults to `columns[0]`)."""
+    left: str | None = None
+    """compare / sum: column of this contract."""
+    op: Literal["<", "<=", "==", "!=", ">=", ">"] | None = None
+    right: str | None = None
+    """compare / sum: column of the target contract."""
+    tolerance: float = 0.0
+    """`==` / `!=`: allowed absolute difference (in output units)."""
+    when: tuple[Condition, ...] = ()
+    """Only rows where every condition holds (on the output value, case-insensitive)."""
+    negate: tuple[Condition, ...] = ()
+    """sum: rows where every condition holds count negatively (ledger debits)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ReferenceSpec:
+        if not self.columns or len(self.columns) != len(self.target_columns):
+            raise ValueError(f"reference {self.id!r}: columns and target_columns pair up")
+        if self.check != "exists":
+            if len(self.columns) != 1:
+                raise ValueError(f"reference {self.id!r}: {self.check} takes one key column")
+            if not (self.left and self.op and self.right):
+                raise ValueError(f"reference {self.id!r}: {self.check} needs left, op and right")
+        return self
+
+
 class EraSpec(_Model):
     """A named header era, recognised by headers that must all be present."""
 
@@ -178,6 +231,11 @@ class Contract(_Model):
     rules: tuple[RuleSpec, ...] = ()
     exclude: tuple[ExcludeSpec, ...] = ()
     unique: tuple[UniqueSpec, ...] = ()
+    references: tuple[ReferenceSpec, ...] = ()
+    newest_by: str | None = None
+    """Integer (Unix time) column: of rows sharing an identity with different content, the one
+    with the newest value is kept and the older ones are excluded as `superseded` (Capillary
+    exports are incremental by auto-update time). Ties or a missing time: `duplicate_id`."""
 
     @model_validator(mode="after")
     def _check_refs(self) -> Contract:
@@ -192,13 +250,36 @@ class Contract(_Model):
         refs += [c for u in self.unique for c in u.columns]
         if self.event_time:
             refs.append(self.event_time)
+        if self.newest_by:
+            refs.append(self.newest_by)
+        for ref in self.references:
+            refs += [x for x in (ref.left, ref.column) if x] + list(ref.columns)
+            refs += [w.column for w in (*ref.when, *ref.negate)]
         for r in self.rules:
             refs += [x for x in (r.left, r.right, r.result, r.column) if x]
             refs += list(r.columns) + [w.column for w in r.when]
         problems += [f"unknown column {r!r}" for r in refs if r not in names]
+        ids = [r.id for r in self.references]
+        problems += [f"duplicate reference id {i!r}" for i in ids if ids.count(i) > 1]
+        if self.newest_by in names and self.column(self.newest_by).type != "int":
+            problems.append(f"newest_by column {self.newest_by!r} is not of type int")
         if problems:
             raise ValueError(f"contract {self.kind}: " + "; ".join(sorted(set(problems))))
         return self
+
+    def check_targets(self, contracts: dict[str, Contract]) -> list[str]:
+        """Problems with this contract's references to other kinds (unknown kind or column)."""
+        problems = []
+        for ref in self.references:
+            target = contracts.get(ref.target)
+            if target is None:
+                problems.append(f"reference {ref.id!r}: unknown target kind {ref.target!r}")
+                continue
+            names = {c.name for c in target.columns}
+            for col in [*ref.target_columns, *([ref.right] if ref.right else [])]:
+                if col not in names:
+                    problems.append(f"reference {ref.id!r}: {ref.target} has no column {col!r}")
+        return problems
 
     def column(self, name: str) -> ColumnSpec:
         """The column with canonical `name`."""

@@ -7,8 +7,10 @@
    (`is_duplicated()`) would make polars hold the whole file.
 3. rules: one streaming query per file evaluates every rule, splits rows into valid / rejected /
    excluded / pending-duplicate and writes them (collect_all over several sinks shares the scan).
-   Pending duplicates (few) are then resolved in memory: exact copies are excluded, conflicting
-   ones rejected, and the survivors appended to the valid file.
+   Pending duplicates (few) are then resolved in memory: exact copies are excluded, older
+   versions superseded by a newer one (contract `newest_by`, supersede.py) are excluded,
+   conflicting ones rejected, and the survivors appended to the valid file.
+4. references: once every file of every kind is done, the cross-file rules (references.py).
 
 Every input row ends up in exactly one of valid, rejects or excluded, and the counts are checked.
 """
@@ -28,7 +30,7 @@ import polars as pl
 
 from backfill.contracts import Contract, DetectionError, HeaderMatch, clean_header, detect
 from backfill.contracts.model import NumberLocale
-from backfill.validate import parse
+from backfill.validate import parse, references, supersede
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
 from backfill.validate.result import FileResult, InvariantError, RunResult
 from backfill.validate.rules import (
@@ -565,8 +567,9 @@ def _resolve_duplicates(files: list[_Prepared]) -> None:
         .agg(pl.col("loc").str.join(", "))
     )
     pend = pend.join(where, on="__key", how="left")
-    keep = (pl.col("__n") == 1) | ((pl.col("__nh") == 1) & pl.col("__first"))
-    exact = (pl.col("__nh") == 1) & ~pl.col("__first")
+    pend = supersede.mark_superseded(pend, files[0].contract.newest_by)
+    keep = (pl.col("__n") == 1) | ((pl.col("__nh") == 1) & pl.col("__first")) | pl.col("__newest")
+    exact = ((pl.col("__nh") == 1) & ~pl.col("__first")) | pl.col("__copy")
     for i, p in enumerate(files):
         mine = pend.filter(pl.col("__file") == i)
         if mine.height == 0:
@@ -584,7 +587,14 @@ def _resolve_duplicates(files: list[_Prepared]) -> None:
                 ex.select("__rec", __excl=pl.lit("exact_duplicate"), __key=pl.col("__key"))
             )
             p.result.duplicates["exact"] = p.result.duplicates.get("exact", 0) + ex.height
-        conflict = mine.filter(~keep & ~exact)
+        old = mine.filter(pl.col("__superseded"))
+        if old.height:
+            p.extra_excluded.append(
+                old.select("__rec", __excl=pl.lit(supersede.SUPERSEDED), __key=pl.col("__key"))
+            )
+            dup = p.result.duplicates
+            dup["superseded"] = dup.get("superseded", 0) + old.height
+        conflict = mine.filter(~keep & ~exact & ~pl.col("__superseded"))
         if conflict.height:
             label = p.env.label(p.contract.identity[0])
             p.extra_rejects.append(
@@ -790,6 +800,11 @@ def validate_files(
             p.result.passes = {k: round(v, 4) for k, v in p.result.passes.items()}
             _write_report(p.result)
             shutil.rmtree(p.work, ignore_errors=True)
+    references.check_references(
+        results,
+        [references.SourceFile(p.result, p.header, p.match, p.structure) for p in prepared],
+        opts.out_dir / ".work" / "references",
+    )
     shutil.rmtree(opts.out_dir / ".work", ignore_errors=True)
     run = RunResult(files=results, out_dir=opts.out_dir, seconds=time.perf_counter() - t_run)
     run.report_path = opts.out_dir / "validate-report.json"

@@ -42,7 +42,13 @@ class FileResult:
     rejected_by_rule: dict[str, int] = field(default_factory=dict)
     warnings_by_rule: dict[str, int] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
-    """`exact` (excluded copies) and `conflicting` (rejected rows sharing an identity)."""
+    """`exact` (excluded copies), `superseded` (older versions excluded, contract `newest_by`)
+    and `conflicting` (rejected rows sharing an identity)."""
+    references_checked: list[str] = field(default_factory=list)
+    """Cross-file rules evaluated against the run's other files (their counts are in
+    `rejected_by_rule` / `warnings_by_rule`)."""
+    references_not_checked: dict[str, str] = field(default_factory=dict)
+    """Cross-file rule -> why it was not evaluated (e.g. no file of the referenced kind)."""
     reject_rate: float = 0.0
     max_reject_rate: float = 0.0
     bytes: int = 0

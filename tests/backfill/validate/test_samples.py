@@ -25,8 +25,10 @@ def test_generated_defects_are_found_exactly(tmp_path: Path) -> None:
         )
         for k in GENERATORS
     ]
-    results = run([g.path for g in gens], tmp_path / "out")
-    for g, res in zip(gens, results, strict=True):
+    # One run per file: here each file's own defects are counted; in one run the cross-file
+    # rules would also reject, rightly, the line items of rejected bills (test_references).
+    for g in gens:
+        (res,) = run([g.path], tmp_path / "out" / g.kind)
         assert res.kind == g.kind, res.why
         assert res.rows_read == g.rows
         assert res.rows_rejected == g.expected_rejects > 0, (
