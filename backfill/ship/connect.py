@@ -360,5 +360,7 @@ def open_connection(spec: ConnectSpec) -> SftpConnection:
     except ShipError as exc:
         client.close()
         raise ConnectFailed(str(exc)) from None
+    if isinstance(transport.packetizer, LeanPacketizer):
+        transport.packetizer.ack_at_once = False  # handshake over (see LeanPacketizer)
     log.debug("connected to %s as %s (request size %d)", where, spec.user, size)
     return SftpConnection(spec=spec, client=client, sftp=sftp, request_size=size)

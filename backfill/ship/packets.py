@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import struct
 from logging import DEBUG
 
@@ -68,6 +69,12 @@ class LeanPacketizer(Packetizer):
         self._rview = memoryview(self._rbuf)
         self._rstart = 0  # buffered, unread bytes are _rbuf[_rstart:_rend]
         self._rend = 0
+        self.ack_at_once = hasattr(socket, "TCP_QUICKACK")
+        """ACK every receive at once (TCP_QUICKACK) while this is true: during the handshake
+        OpenSSH sends two packets in a row (auth success, then `hostkeys-00`); with the
+        second one's ACK delayed (40 ms on Linux) its Nagle holds back the next reply, the
+        channel-open confirmation, for those 40 ms. `open_connection` turns it off once the
+        SFTP session is up (bulk transfer acknowledges with its own traffic)."""
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -89,6 +96,8 @@ class LeanPacketizer(Packetizer):
                 if got == 0:
                     raise EOFError()
                 self._rend += got
+                if self.ack_at_once:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             except TimeoutError:
                 got_timeout = True
             except OSError as exc:
