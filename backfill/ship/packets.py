@@ -97,7 +97,10 @@ class LeanPacketizer(Packetizer):
                     raise EOFError()
                 self._rend += got
                 if self.ack_at_once:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                    try:
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                    except OSError:  # not TCP (a socket pair, a proxy): nothing to speed up
+                        self.ack_at_once = False
             except TimeoutError:
                 got_timeout = True
             except OSError as exc:
