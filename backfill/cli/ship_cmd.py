@@ -101,7 +101,12 @@ def ship_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     connections: Annotated[
-        int | None, typer.Option(help="Parallel connections (default: sftp.connections).", min=1)
+        int | None,
+        typer.Option(
+            help="At most this many parallel connections (default: sftp.connections); fewer "
+            "when the round trip is short enough for one (see docs/ship.md).",
+            min=1,
+        ),
     ] = None,
     verify: Annotated[
         str | None, typer.Option(help="sha256 or size (default: sftp.verify).")
@@ -184,7 +189,8 @@ def ship_command(
             f"{len(shipped)} shipped ({_human(result.bytes_shipped)}), "
             f"{sum(f.status == 'already-there' for f in result.files)} already there, "
             f"{sum(f.status == 'failed' for f in result.files)} failed in "
-            f"{result.seconds:.1f} s; manifest: {result.manifest_path or 'not written'}",
+            f"{result.seconds:.1f} s over {result.connections} connection(s); "
+            f"manifest: {result.manifest_path or 'not written'}",
             highlight=False,
         )
     if not result.ok:

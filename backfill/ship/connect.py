@@ -189,6 +189,9 @@ class SftpConnection:
     client: paramiko.SSHClient
     sftp: paramiko.SFTPClient
     request_size: int
+    send_window: int = 2 * 1024 * 1024
+    """The server's initial channel window: bytes in flight before it must answer (OpenSSH:
+    2 MiB), which with the round trip bounds one connection's upload rate."""
     posix_rename: bool | None = None
     """Whether the server accepts posix-rename; None until first tried."""
 
@@ -363,4 +366,7 @@ def open_connection(spec: ConnectSpec) -> SftpConnection:
     if isinstance(transport.packetizer, LeanPacketizer):
         transport.packetizer.ack_at_once = False  # handshake over (see LeanPacketizer)
     log.debug("connected to %s as %s (request size %d)", where, spec.user, size)
-    return SftpConnection(spec=spec, client=client, sftp=sftp, request_size=size)
+    window = int(sftp.get_channel().out_window_size or 0)  # type: ignore[union-attr]
+    return SftpConnection(
+        spec=spec, client=client, sftp=sftp, request_size=size, send_window=window or 2 << 20
+    )

@@ -172,7 +172,7 @@ def test_concurrent_sessions_and_ship(embedded: Running, tmp_path: Path) -> None
         files,
         embedded.spec,
         state_dir=embedded.state,
-        options=ShipOptions(remote_dir="/landing", connections=3),
+        options=ShipOptions(remote_dir="/landing", connections=3, adapt_connections=False),
     )
     assert result.ok, result.asdict()
     assert {f.renamed_by for f in result.files} == {"posix-rename"}

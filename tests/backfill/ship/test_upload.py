@@ -157,13 +157,55 @@ def test_parallel_files_over_several_connections(
         files,
         spec,
         state_dir=tmp_path / "s",
-        options=ShipOptions(remote_dir=str(sshd.landing / "par"), connections=3),
+        options=ShipOptions(
+            remote_dir=str(sshd.landing / "par"), connections=3, adapt_connections=False
+        ),
         progress=watch,
     )
     assert result.ok, result.asdict()
     for f in files:
         assert (sshd.landing / "par" / f.name).read_bytes() == f.read_bytes()
+    assert result.connections == 3
     assert peak[0] >= 2  # more than one connection was busy at once
+
+
+def test_short_round_trip_uses_one_connection(
+    sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    files = [make_file(f"g{i}.csv", 100_000 + i) for i in range(4)]
+    logins_before = sshd.log.read_text().count("Accepted publickey")
+    result = ship(
+        files,
+        spec,
+        state_dir=tmp_path / "s",
+        options=ShipOptions(remote_dir=str(sshd.landing / "one"), connections=4),
+    )
+    assert result.ok, result.asdict()
+    # loopback: one connection is not window-bound, so the other three are not opened
+    assert result.round_trip_ms is not None and result.round_trip_ms < 50
+    assert result.connections == 1
+    assert sshd.log.read_text().count("Accepted publickey") - logins_before == 1
+    for f in files:
+        assert (sshd.landing / "one" / f.name).read_bytes() == f.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("limit", "files", "rtt_ms", "expected"),
+    [
+        (4, 20, 0.1, 1),  # loopback
+        (4, 20, 5.0, 2),  # 2 MiB per 5 ms = 419 MB/s: one more
+        (4, 20, 50.0, 4),  # far away: as many as allowed
+        (16, 20, 50.0, 12),
+        (16, 3, 50.0, 3),  # never more than files
+        (4, 20, 0.0, 1),
+    ],
+)
+def test_connections_follow_the_round_trip(
+    limit: int, files: int, rtt_ms: float, expected: int
+) -> None:
+    from backfill.ship.run import connections_for
+
+    assert connections_for(limit, files, rtt_ms / 1000, 2 * 1024 * 1024) == expected
 
 
 def test_rerun_skips_files_already_delivered(
