@@ -32,6 +32,7 @@ from backfill.contracts import Contract, DetectionError, HeaderMatch, clean_head
 from backfill.contracts.model import NumberLocale
 from backfill.validate import parse, references, supersede
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
+from backfill.validate.gate import build_gate
 from backfill.validate.result import FileResult, InvariantError, RunResult
 from backfill.validate.rules import (
     Check,
@@ -47,7 +48,7 @@ from backfill.validate.structure import (
     read_header,
     scan_structure,
 )
-from backfill.validate.values import output_value, stage_one, stage_two
+from backfill.validate.values import output_value, with_values
 
 __all__ = ["DEFAULT_MAX_REJECT_RATE", "ValidateOptions", "validate_files"]
 
@@ -69,6 +70,8 @@ class ValidateOptions:
     cutover: datetime | None = None
     locale: NumberLocale | None = None
     now: datetime | None = None
+    fast_lane: bool = True
+    """False: every row takes the exact lane (same results, slower; tests compare the two)."""
 
 
 @dataclass
@@ -347,32 +350,10 @@ def _value_hash(e: pl.Expr) -> pl.Expr:
     return e.hash(seed=0)
 
 
-def _main_pass(
-    p: _Prepared, dup_keys: pl.Series, dup_values: dict[str, pl.Series], cutover: datetime | None
-) -> None:
-    """Evaluate every rule in one streaming query and write valid/rejected/excluded/pending rows.
-
-    `dup_keys` are the hashes of identities seen more than once (from `_duplicates`): rows with
-    such an identity go to the pending set, resolved exactly afterwards.
-
-    Per row only booleans and the index of the first failed error rule are computed; the rule
-    name, column and value text are built after filtering, on rejected rows only.
-    """
-    c = p.contract
-    p.env = replace(p.env, duplicated=dup_values)
-    env = p.env
-    checks = build_checks(env, c)
-    p.checks = checks
-    lf = (
-        _frame(p)
-        .with_columns(stage_one(c, locale=env.locale, tz=env.tz))  # type: ignore[arg-type]
-        .with_columns(stage_two(c))
-    )
-    lf = lf.with_columns([chk.failed for chk in checks])
+def _exclusion(p: _Prepared, cutover: datetime | None) -> pl.Expr:
+    """Why a row is set aside (blank line, contract exclusions, after the cut-over), or null."""
+    c, st = p.contract, p.structure
     rec = pl.col("__rec")
-    st = p.structure
-    struct_map = {pr.rec: pr.rule for pr in st.problems if pr.rec < st.readable_records}
-    struct_hit = rec.is_in(list(struct_map))
     excl: pl.Expr = pl.when(rec.is_in(st.blank_recs)).then(pl.lit("blank_line"))
     for ex in c.exclude:
         t = pl.col(f"__l_{ex.column}")
@@ -380,21 +361,112 @@ def _main_pass(
     if cutover is not None and c.event_time:
         cut = pl.lit(cutover.astimezone(UTC).replace(tzinfo=None)).dt.replace_time_zone("UTC")
         excl = excl.when(pl.col(f"__v_{c.event_time}") >= cut).then(pl.lit("after_cutover"))
+    return excl.otherwise(None)
+
+
+def _hit(chk: Check) -> pl.Expr:
+    return pl.col(chk.failed.meta.output_name())
+
+
+def _main_pass(
+    p: _Prepared,
+    dup_keys: pl.Series,
+    dup_values: dict[str, pl.Series],
+    cutover: datetime | None,
+    *,
+    fast_lane: bool = True,
+) -> None:
+    """Evaluate every rule in one streaming query and write valid/rejected/excluded/pending rows.
+
+    Two lanes, one read of the file:
+
+    - fast lane, every row: the gate (gate.py: one regex over the row for the text-form rules)
+      and the other rules on values computed the cheap way the gate allows. A row that passes
+      all of them, is not excluded, has no warning and no duplicate identity is written to the
+      valid file directly.
+    - exact lane, the other rows (few): the full evaluation (`_exact_lane`) on the text as read;
+      its rows go to one rare-row file, split afterwards (`_split_rare`). Rows it finds valid
+      after all (a gate false alarm, or a warning only) are appended to the valid file.
+
+    `dup_keys` are the hashes of identities seen more than once (from `_duplicates`): rows with
+    such an identity go to the pending set, resolved exactly afterwards.
+    """
+    c = p.contract
+    p.env = replace(p.env, duplicated=dup_values)
+    env = p.env
+    checks = build_checks(env, c)
+    p.checks = checks
+    gate = build_gate(c, env.locale, env.header)  # type: ignore[arg-type]
+    gated = gate.columns if gate else frozenset()
+    covered = gate.covered if gate else frozenset()
+    fast_checks = [chk for chk in checks if (chk.rule, chk.column) not in covered]
+    st = p.structure
+    struct_recs = [pr.rec for pr in st.problems if pr.rec < st.readable_records]
+    base = ["__rec", *[col.name for col in c.columns], *_passthrough(p)]
+    lf = with_values(_frame(p), c, locale=env.locale, tz=env.tz, gated=gated).with_columns(  # type: ignore[arg-type]
+        [chk.failed for chk in fast_checks]
+    )
+    doubtful = [_hit(chk) for chk in fast_checks]
+    if gate is not None:
+        doubtful.append(~gate.ok)
+    doubtful += [
+        pl.col("__rec").is_in(struct_recs),
+        _exclusion(p, cutover).is_not_null(),
+        _key(c).pipe(_value_hash).is_in(dup_keys.implode()),
+    ]
+    # One evaluation feeds both sinks and the count (without the cache node collect_all
+    # re-runs the whole plan per sink).
+    is_fast = ~pl.any_horizontal(doubtful).fill_null(True) if fast_lane else pl.lit(False)
+    lf = lf.with_columns(__fast=is_fast).cache()
+    fast = pl.col("__fast")
+    out_cols = [output_value(col) for col in c.columns]
+    passthrough = [pl.col(h) for h in _passthrough(p)]
+    valid_path = p.result.valid_path
+    assert valid_path is not None
+    rare_path = p.work / "rare.parquet"
     errors = [chk for chk in checks if chk.level == "error"]
     warnings = [chk for chk in checks if chk.level == "warning"]
+    rare = _exact_lane(p, lf.filter(~fast).select(base), errors, warnings, dup_keys, cutover)
+    queries: list[pl.LazyFrame] = [
+        lf.filter(fast).select(out_cols + passthrough).sink_csv(valid_path, lazy=True),
+        rare.sink_parquet(rare_path, lazy=True),
+        lf.select(__n=pl.len(), __fast=fast.sum()),
+    ]
+    out = pl.collect_all(queries, engine="streaming")
+    n_read, n_fast = (int(v) for v in out[2].row(0))
+    p.counts[("valid", "")] = n_fast
+    _split_rare(p, rare_path, warnings, n_read - n_fast)
 
-    def hit(chk: Check) -> pl.Expr:
-        return pl.col(chk.failed.meta.output_name())
 
-    # Per row only whether some error rule failed; which one is worked out on rare rows.
-    any_error = pl.any_horizontal([hit(chk) for chk in errors]) if errors else pl.lit(False)
-    any_warning = pl.any_horizontal([hit(w) for w in warnings]) if warnings else pl.lit(False)
+def _exact_lane(
+    p: _Prepared,
+    lf: pl.LazyFrame,
+    errors: list[Check],
+    warnings: list[Check],
+    dup_keys: pl.Series,
+    cutover: datetime | None,
+) -> pl.LazyFrame:
+    """Every rule, exactly, on rows of the frame (`lf`: `__rec`, contract and pass-through text).
+
+    Per row: the outcome, and what that outcome needs (rejected: the first failed rule's index,
+    its value and the record text; pending and valid: the output values; warnings as a list).
+    Names are attached later (a name lookup inside would stop the query streaming).
+    """
+    c, env = p.contract, p.env
+    st = p.structure
+    struct_recs = [pr.rec for pr in st.problems if pr.rec < st.readable_records]
+    struct_hit = pl.col("__rec").is_in(struct_recs)
+    lf = with_values(lf, c, locale=env.locale, tz=env.tz).with_columns(  # type: ignore[arg-type]
+        [chk.failed for chk in p.checks]
+    )
+    any_error = pl.any_horizontal([_hit(chk) for chk in errors]) if errors else pl.lit(False)
     lf = lf.with_columns(
-        __excl=pl.when(struct_hit).then(None).otherwise(excl.otherwise(None)),
+        __excl=pl.when(struct_hit).then(None).otherwise(_exclusion(p, cutover)),
         __key=_key(c),
     )
-    outcome = (
-        pl.when(struct_hit)
+    o = pl.col("__outcome")
+    lf = lf.with_columns(
+        __outcome=pl.when(struct_hit)
         .then(pl.lit(_REJECTED, pl.UInt8))
         .when(pl.col("__excl").is_not_null())
         .then(pl.lit(_EXCLUDED, pl.UInt8))
@@ -404,17 +476,11 @@ def _main_pass(
         .then(pl.lit(_PENDING, pl.UInt8))
         .otherwise(pl.lit(_VALID, pl.UInt8))
     )
-    o = pl.col("__outcome")
-    # One evaluation feeds both sinks and the count (without the cache node collect_all
-    # re-runs the whole plan per sink).
-    lf = lf.with_columns(__outcome=outcome, __warn=any_warning).cache()
     out_cols = [output_value(col) for col in c.columns]
     passthrough = [pl.col(h) for h in _passthrough(p)]
-    valid_path = p.result.valid_path
-    assert valid_path is not None
     err = pl.col("__err")
     first_error = (
-        pl.coalesce([pl.when(hit(chk)).then(pl.lit(i, pl.Int32)) for i, chk in enumerate(errors)])
+        pl.coalesce([pl.when(_hit(chk)).then(pl.lit(i, pl.Int32)) for i, chk in enumerate(errors)])
         if errors
         else pl.lit(None, pl.Int32)
     )
@@ -422,10 +488,8 @@ def _main_pass(
         h.fill_null("") for h in passthrough
     ]
     is_rejected, is_pending = o == _REJECTED, o == _PENDING
-    # Everything but the valid rows without warnings (few rows) goes to one rare-row file;
-    # what each kind of rare row needs is computed after the filter, on those rows only.
-    # Names are attached later (a name lookup inside would stop the query streaming).
-    rare_cols: list[pl.Expr] = [
+    keeps = o.is_in([_VALID, _PENDING])
+    cols: list[pl.Expr] = [
         pl.col("__rec"),
         o,
         pl.col("__excl"),
@@ -433,56 +497,44 @@ def _main_pass(
         err,
         pl.when(is_rejected | is_pending).then(_record_text(p)).alias("__raw"),
         pl.when(is_pending).then(pl.concat_str(text_cols, separator="\x1f").hash()).alias("__hash"),
-        *[pl.when(is_pending).then(e) for e in out_cols],
-        *[pl.when(is_pending).then(h) for h in passthrough],
-    ]
-    if warnings:
-        items = [
-            pl.when(hit(w)).then(
-                pl.struct(
-                    rule=pl.lit(w.rule), column=pl.lit(w.column), value=w.value.cast(pl.String)
-                )
-            )
-            for w in warnings
-        ]
-        rare_cols.append(
-            pl.when(pl.col("__warn") & o.is_in([_VALID, _PENDING]))
-            .then(pl.concat_list(items).list.drop_nulls())
-            .alias("__w")
-        )
-    rare_cols.append(
-        pl.when(is_rejected & ~pl.col("__rec").is_in(list(struct_map)))
+        *[pl.when(keeps).then(e) for e in out_cols],
+        *[pl.when(keeps).then(h) for h in passthrough],
+        pl.when(is_rejected & ~struct_hit)
         .then(
             pl.coalesce(
                 [pl.when(err == i).then(chk.value.cast(pl.String)) for i, chk in enumerate(errors)]
                 or [pl.lit("")]
             )
         )
-        .alias("__val")
-    )
-    rare = (
-        lf.filter((o != _VALID) | pl.col("__warn"))
-        .with_columns(__err=pl.when(is_rejected).then(first_error))
-        .select(rare_cols)
+        .alias("__val"),
+    ]
+    if warnings:
+        items = [
+            pl.when(_hit(w)).then(
+                pl.struct(
+                    rule=pl.lit(w.rule), column=pl.lit(w.column), value=w.value.cast(pl.String)
+                )
+            )
+            for w in warnings
+        ]
+        cols.append(
+            pl.when(keeps & pl.any_horizontal([_hit(w) for w in warnings]))
+            .then(pl.concat_list(items).list.drop_nulls())
+            .alias("__w")
+        )
+    return (
+        lf.with_columns(__err=pl.when(is_rejected).then(first_error))
+        .select(cols)
         .with_columns(_owned())
     )
-    rare_path = p.work / "rare.parquet"
-    queries: list[pl.LazyFrame] = [
-        lf.filter(o == _VALID).select(out_cols + passthrough).sink_csv(valid_path, lazy=True),
-        rare.sink_parquet(rare_path, lazy=True),
-        lf.select(__n=pl.len(), __valid=(o == _VALID).sum()),
-    ]
-    out = pl.collect_all(queries, engine="streaming")
-    n_read, n_valid = out[2].row(0)
-    p.counts[("valid", "")] = int(n_valid)
-    _split_rare(p, rare_path, warnings, int(n_read) - int(n_valid))
 
 
 def _split_rare(p: _Prepared, rare_path: Path, warnings: list[Check], expected: int) -> None:
-    """Write the rare rows of the main pass out by kind (rejects, excluded, pending, warnings).
+    """Write the rows of the exact lane out by kind (rejects, excluded, pending, warnings), and
+    append the ones it found valid to the valid file.
 
     Raises:
-        InvariantError: the rare-row file does not hold every row that is not valid.
+        InvariantError: the rare-row file does not hold every row the fast lane left to it.
     """
     rare = pl.scan_parquet(rare_path)
     o = pl.col("__outcome")
@@ -500,11 +552,17 @@ def _split_rare(p: _Prepared, rare_path: Path, warnings: list[Check], expected: 
             .sink_parquet(p.work / "pending.parquet", lazy=True),
         ]
     )
-    not_valid = rare.filter(o != _VALID).select(pl.len()).collect().item()
-    if not_valid != expected:
+    got = rare.select(pl.len()).collect().item()
+    if got != expected:
         raise InvariantError(
-            f"{p.result.path}: {expected} rows are not valid but {not_valid} were set aside"
+            f"{p.result.path}: the fast lane left {expected} rows to the exact lane, which has {got}"
         )
+    valid = rare.filter(o == _VALID).select(out_names).collect()
+    if valid.height:
+        assert p.result.valid_path is not None
+        with p.result.valid_path.open("ab") as fh:
+            valid.write_csv(fh, include_header=False)
+        p.extra_valid += valid.height
     if not warnings:
         return
     warned = rare.filter(pl.col("__w").is_not_null()).select("__rec", "__w").collect()
@@ -782,7 +840,7 @@ def validate_files(
             p.result.seconds += dt
         for p in files:
             t0 = time.perf_counter()
-            _main_pass(p, keys, values, opts.cutover)
+            _main_pass(p, keys, values, opts.cutover, fast_lane=opts.fast_lane)
             p.result.passes["rules"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         _resolve_duplicates(files)

@@ -20,8 +20,11 @@ __all__ = [
     "blank",
     "currency_exponent",
     "datetime_parts",
+    "local_to_utc",
     "normalise_number",
+    "parse_checked_datetime",
     "parse_datetime",
+    "plain_number",
     "thousandths_per_minor_unit",
 ]
 
@@ -48,15 +51,16 @@ def blank(text: pl.Expr) -> pl.Expr:
 
 def normalise_number(text: pl.Expr, locale: NumberLocale) -> pl.Expr:
     """Number text in the given locale -> plain `-1234.56` text (null if it does not match)."""
-    t = text
-    ok = t.str.contains(NUMBER_PATTERNS[locale])
+    return pl.when(text.str.contains(NUMBER_PATTERNS[locale])).then(plain_number(text, locale))
+
+
+def plain_number(text: pl.Expr, locale: NumberLocale) -> pl.Expr:
+    """Number text known to be in the locale's form -> plain `-1234.56` text (no check)."""
     if locale == "en":
-        norm = t.str.replace_all(",", "", literal=True)
-    elif locale == "de":
-        norm = t.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
-    else:
-        norm = t
-    return pl.when(ok).then(norm)
+        return text.str.replace_all(",", "", literal=True)
+    if locale == "de":
+        return text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+    return text
 
 
 def currency_exponent(code: pl.Expr) -> pl.Expr:
@@ -133,6 +137,24 @@ def datetime_parts(
 _VALID_FIELDS = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]) ([01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
 
 
+def local_to_utc(naive: pl.Expr, tz: str) -> pl.Expr:
+    """Wall-clock datetimes in zone `tz` -> UTC (null for a local time that does not exist or
+    is ambiguous)."""
+    if tz == "UTC":
+        return naive.dt.replace_time_zone("UTC")
+    return naive.dt.replace_time_zone(
+        tz, ambiguous="null", non_existent="null"
+    ).dt.convert_time_zone("UTC")
+
+
+def parse_checked_datetime(text: pl.Expr, tz: str) -> pl.Expr:
+    """`YYYY-MM-DD HH:MM[:SS]` text whose form and field ranges are already checked (the gate)
+    -> the UTC instant (null for 30 February or a local time skipped by DST). No regex: the
+    two forms differ in length."""
+    canon = pl.when(text.str.len_bytes() == 16).then(text + ":00").otherwise(text)
+    return local_to_utc(canon.str.strptime(pl.Datetime("us"), _CANON, strict=False), tz)
+
+
 def parse_datetime(
     text: pl.Expr, formats: tuple[DatetimeFormat, ...], tz: str
 ) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
@@ -149,13 +171,7 @@ def parse_datetime(
     matched, canon, offset, epoch = datetime_parts(text, formats)
     fields_ok = canon.str.contains(_VALID_FIELDS)
     naive = pl.when(fields_ok).then(canon.str.strptime(pl.Datetime("us"), _CANON, strict=False))
-    if tz == "UTC":
-        local = naive.dt.replace_time_zone("UTC")
-    else:
-        local = naive.dt.replace_time_zone(
-            tz, ambiguous="null", non_existent="null"
-        ).dt.convert_time_zone("UTC")
-    value: pl.Expr = local
+    value: pl.Expr = local_to_utc(naive, tz)
     if any(f == "iso_offset" for f in formats):
         from_offset = (naive - pl.duration(seconds=offset)).dt.replace_time_zone("UTC")
         value = pl.when(offset.is_not_null()).then(from_offset).otherwise(value)

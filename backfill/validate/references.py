@@ -28,7 +28,7 @@ from backfill.contracts.model import ColumnSpec, Condition, Level, ReferenceSpec
 from backfill.validate.encoding import transcode_to_utf8
 from backfill.validate.result import FileResult
 from backfill.validate.structure import Structure, line_numbers
-from backfill.validate.values import output_value, stage_one, stage_two
+from backfill.validate.values import output_value, with_values
 
 __all__ = ["SourceFile", "check_references"]
 
@@ -481,8 +481,7 @@ def _locate(sf: SourceFile, pos: pl.Series, work: Path) -> pl.DataFrame:
                 for k in ident
             ]
         )
-        .with_columns(stage_one(sub, locale=c.number_locale, tz={}))
-        .with_columns(stage_two(sub))
+        .pipe(with_values, sub, locale=c.number_locale, tz={})
         .with_columns(_identity([output_value(k) for k in ident]))
         .join(wanted, on="__id", how="semi")
         .select(

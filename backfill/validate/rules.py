@@ -463,7 +463,14 @@ def unique_check(env: ColumnEnv, spec: UniqueSpec) -> Check:
 
 def lowered_columns(contract: Contract) -> list[str]:
     """Columns compared case-insensitively somewhere (their `__l_` column is computed once)."""
-    names = {c.name for c in contract.columns if (c.enum and c.case_insensitive) or c.lower}
+    names = {
+        c.name
+        for c in contract.columns
+        if (c.enum and c.case_insensitive)
+        or c.lower
+        or c.type == "bool"
+        or (c.enum_map and c.case_insensitive)
+    }
     names |= {c.currency for c in contract.columns if c.currency}
     names |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
     names |= {w.column for r in contract.rules for w in r.when}

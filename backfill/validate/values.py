@@ -30,7 +30,14 @@ from backfill.validate.rules import (
     typed_col,
 )
 
-__all__ = ["currency_key", "output_value", "stage_one", "stage_two"]
+__all__ = [
+    "currency_key",
+    "output_value",
+    "stage_lower",
+    "stage_one",
+    "stage_two",
+    "with_values",
+]
 
 
 def currency_key(col: ColumnSpec) -> str:
@@ -38,19 +45,49 @@ def currency_key(col: ColumnSpec) -> str:
     return f"{col.currency}|{col.currency_fallback or ''}"
 
 
-def stage_one(contract: Contract, *, locale: NumberLocale, tz: dict[str, str]) -> list[pl.Expr]:
-    """Per-column intermediates that only need the text."""
-    out: list[pl.Expr] = [
-        text_col(n).str.to_lowercase().alias(f"__l_{n}") for n in lowered_columns(contract)
-    ]
+def stage_lower(contract: Contract) -> list[pl.Expr]:
+    """Stage 0: the lower-cased text `__l_<name>` of every column compared or written in lower
+    case (computed once: lower-casing costs a pass over the column)."""
+    return [text_col(n).str.to_lowercase().alias(f"__l_{n}") for n in lowered_columns(contract)]
+
+
+def with_values(
+    lf: pl.LazyFrame,
+    contract: Contract,
+    *,
+    locale: NumberLocale,
+    tz: dict[str, str],
+    gated: frozenset[str] = frozenset(),
+) -> pl.LazyFrame:
+    """`lf` (contract columns as trimmed text) with every stage column the rules read."""
+    return (
+        lf.with_columns(stage_lower(contract))
+        .with_columns(stage_one(contract, locale=locale, tz=tz, gated=gated))
+        .with_columns(stage_two(contract, gated=gated))
+    )
+
+
+def stage_one(
+    contract: Contract,
+    *,
+    locale: NumberLocale,
+    tz: dict[str, str],
+    gated: frozenset[str] = frozenset(),
+) -> list[pl.Expr]:
+    """Per-column intermediates that only need the text.
+
+    Columns in `gated` are known to have their form (gate.py): their number text is taken as
+    it is and their datetimes parsed without a regex. Only use it on rows that passed the gate.
+    """
+    out: list[pl.Expr] = []
     seen: set[str] = set()
     for col in contract.columns:
         if col.type == "money" and currency_key(col) not in seen:
             key = currency_key(col)
             seen.add(key)
-            code = text_col(col.currency or "").str.to_lowercase()
+            code = lower_col(col.currency or "")
             if col.currency_fallback:
-                fallback = text_col(col.currency_fallback).str.to_lowercase()
+                fallback = lower_col(col.currency_fallback)
                 code = pl.when(parse.blank(code)).then(fallback).otherwise(code)
             out += [
                 code.alias(cur_col(key).meta.output_name()),
@@ -58,12 +95,18 @@ def stage_one(contract: Contract, *, locale: NumberLocale, tz: dict[str, str]) -
                 parse.thousandths_per_minor_unit(code).alias(factor_col(key).meta.output_name()),
             ]
         if col.type in ("money", "decimal"):
+            number = parse.plain_number if col.name in gated else parse.normalise_number
             out.append(
-                parse.normalise_number(text_col(col.name), locale).alias(
-                    plain_col(col.name).meta.output_name()
-                )
+                number(text_col(col.name), locale).alias(plain_col(col.name).meta.output_name())
             )
-        if col.type == "datetime":
+        if col.type == "datetime" and col.name in gated:
+            out += [
+                pl.lit(True).alias(matched_col(col.name).meta.output_name()),
+                parse.parse_checked_datetime(text_col(col.name), tz.get(col.name, "UTC")).alias(
+                    typed_col(col.name).meta.output_name()
+                ),
+            ]
+        elif col.type == "datetime":
             matched, _, value = parse.parse_datetime(
                 text_col(col.name), col.formats, tz.get(col.name, "UTC")
             )
@@ -74,7 +117,7 @@ def stage_one(contract: Contract, *, locale: NumberLocale, tz: dict[str, str]) -
     return out
 
 
-_SIG3 = r"^-?\d+(\.\d{0,3}0*)?$"
+_SIG3 = r"^-?\d+(\.\d{1,3}0*)?$"
 """Number text with at most three significant decimals (trailing zeros do not count)."""
 MAX_MAJOR = 1e12
 """Amounts at or above this (in major units) are rejected as too large: below it an amount
@@ -82,7 +125,9 @@ with at most three decimals, read as a float and multiplied by 1000, is within 0
 integer below 2**53, so rounding gives the exact thousandths (no decimal arithmetic needed)."""
 
 
-def _milli_and_fits(plain: pl.Expr, factor: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def _milli_and_fits(
+    plain: pl.Expr, factor: pl.Expr, *, checked: bool = False
+) -> tuple[pl.Expr, pl.Expr]:
     """Thousandths of a plain number text, and whether its significant decimals fit.
 
     `factor` is 1000 / 10 / 1 for a currency with 0 / 2 / 3 decimals: the amount fits when it
@@ -92,25 +137,30 @@ def _milli_and_fits(plain: pl.Expr, factor: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """
     x = plain.cast(pl.Float64, strict=False)
     milli = pl.when(x.abs() < MAX_MAJOR).then((x * 1000).round().cast(pl.Int64, strict=False))
-    fits = plain.str.contains(_SIG3) & (milli.is_null() | (milli % factor == 0))
+    fits = milli.is_null() | (milli % factor == 0)
+    if not checked:  # `checked`: the gate has seen at most three significant decimals
+        fits = plain.str.contains(_SIG3) & fits
     return milli, fits
 
 
-def stage_two(contract: Contract) -> list[pl.Expr]:
-    """Typed values (and amounts' scale) from stage one."""
+def stage_two(contract: Contract, *, gated: frozenset[str] = frozenset()) -> list[pl.Expr]:
+    """Typed values (and whether amounts fit their currency) from stage one (`gated`: as in
+    `stage_one`)."""
     out: list[pl.Expr] = []
     for col in contract.columns:
         name = typed_col(col.name).meta.output_name()
         t = text_col(col.name)
         if col.type == "money":
             plain, factor = plain_col(col.name), factor_col(currency_key(col))
-            milli, fits = _milli_and_fits(plain, factor)
+            milli, fits = _milli_and_fits(plain, factor, checked=col.name in gated)
             out += [
                 fits.alias(fits_col(col.name).meta.output_name()),
                 pl.when(fits).then(milli // factor).alias(name),
             ]
         elif col.type == "decimal":
             out.append(plain_col(col.name).cast(pl.Float64, strict=False).alias(name))
+        elif col.type == "int" and col.name in gated:
+            out.append(t.cast(pl.Int64, strict=False).alias(name))
         elif col.type == "int":
             out.append(
                 pl.when(t.str.contains(r"^-?\d{1,18}$"))
@@ -118,7 +168,7 @@ def stage_two(contract: Contract) -> list[pl.Expr]:
                 .alias(name)
             )
         elif col.type == "bool":
-            s = t.str.to_lowercase()
+            s = lower_col(col.name)
             out.append(
                 pl.when(s == "true")
                 .then(pl.lit(True))
@@ -158,7 +208,7 @@ def output_value(col: ColumnSpec) -> pl.Expr:
                 mapped = mapped.when(key == (k.lower() if col.case_insensitive else k)).then(
                     pl.lit(val)
                 )  # type: ignore[union-attr]
-            out = mapped.otherwise(t.str.to_lowercase())  # type: ignore[union-attr]
-        if col.lower:
-            out = out.str.to_lowercase()
+            out = mapped.otherwise(lower_col(col.name))  # type: ignore[union-attr]
+        elif col.lower:
+            out = lower_col(col.name)
     return out.alias(col.name)

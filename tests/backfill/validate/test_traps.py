@@ -36,6 +36,9 @@ def test_polars_strptime_rolls_over_and_accepts_unpadded() -> None:
     [
         ("29.905", "usd", "money_scale"),
         ("1e3", "usd", "number_format"),
+        ("5.", "usd", "number_format"),
+        (".5", "usd", "number_format"),
+        ("5.1230", "usd", "money_scale"),
         ("12.5", "jpy", "money_scale"),
         ("5.1234", "kwd", "money_scale"),
         ("1,000.00", "usd", "number_format"),
@@ -66,6 +69,8 @@ def test_amount_text_checked_before_conversion(
         ("5.120", "kwd", "5120"),
         ("1061.86", "eur", "106186"),
         ("3", "usd", "300"),
+        ("5.000000", "usd", "500"),
+        ("999999999999.99", "usd", "99999999999999"),
     ],
 )
 def test_minor_units_are_exact(tmp_path: Path, amount: str, currency: str, minor: str) -> None:

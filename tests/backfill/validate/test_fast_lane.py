@@ -1,0 +1,119 @@
+"""The fast lane (gate.py + cheap values) must give exactly what the exact lane gives.
+
+Every hand-written fixture is validated twice, with the fast lane and with every row sent to
+the exact lane (`fast_lane=False`); reports, rejects, warnings and excluded files must be the
+same, and the valid files the same rows (rows the exact lane keeps are appended, so the order
+may differ). Then the gate itself: what it embeds, what it refuses, and a value that holds the
+gate's separator (a false alarm: the row must stay valid, not be rejected).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from backfill.contracts import load_contracts
+from backfill.contracts.model import ColumnSpec
+from backfill.validate.gate import SEP, _inner_of_anchored, build_gate, gate_part
+from tests.backfill.validate.helpers import FIXTURES, run, write
+
+FILES = sorted(
+    p for p in FIXTURES.rglob("*.csv") if ".golden." not in p.name and p.parent.name != "references"
+)
+KINDS = {p.parent.name for p in FILES}
+
+
+def _report(path: Path) -> dict[str, object]:
+    rep = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("seconds", "passes", "rows_per_s", "mb_per_s", "path"):
+        rep.pop(key, None)
+    return {k: v for k, v in rep.items() if not k.endswith("_path")}
+
+
+def _sorted_lines(path: Path | None) -> list[str]:
+    if path is None or not path.exists():
+        return []
+    head, *rows = path.read_text(encoding="utf-8").splitlines()
+    return [head, *sorted(rows)]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_fast_and_exact_lanes_agree(tmp_path: Path, path: Path) -> None:
+    kind = path.parent.name if path.parent.name in KINDS else None
+    (fast,) = run([path], tmp_path / "fast", kind=kind)
+    (exact,) = run([path], tmp_path / "exact", kind=kind, fast_lane=False)
+    assert fast.status == exact.status
+    assert fast.rows_valid == exact.rows_valid
+    assert fast.rejected_by_rule == exact.rejected_by_rule
+    assert fast.warnings_by_rule == exact.warnings_by_rule
+    assert fast.excluded == exact.excluded
+    for name in ("rejects_path", "warnings_path", "excluded_path"):
+        a, b = getattr(fast, name), getattr(exact, name)
+        if a is None or not a.exists():
+            assert b is None or not b.exists()
+            continue
+        assert a.read_bytes() == b.read_bytes(), name
+    assert _sorted_lines(fast.valid_path) == _sorted_lines(exact.valid_path)
+    assert fast.report_path is not None and exact.report_path is not None
+    assert _report(fast.report_path) == _report(exact.report_path)
+
+
+def test_a_value_holding_the_separator_is_a_false_alarm_not_a_reject(tmp_path: Path) -> None:
+    header = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status,Description\n"
+    rows = (
+        "ch_1,2026-01-05 10:00:00,10.00,0,usd,true,Paid,plain\n"
+        f"ch_2,2026-01-05 10:00:00,11.00,0,usd,true,Paid,odd{SEP}text\n"
+        f"ch_3{SEP},2026-01-05 10:00:00,12.00,0,usd,true,Paid,x\n"
+    )
+    p = write(tmp_path, "p.csv", header + rows)
+    (res,) = run([p], tmp_path / "out")
+    assert res.rows_valid == 2
+    assert res.rejected_by_rule == {"pattern": 1}
+    valid = pl.read_csv(res.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    assert sorted(valid["id"].to_list()) == ["ch_1", "ch_2"]
+    assert sorted(valid["amount"].to_list()) == ["1000", "1100"]
+
+
+def test_gate_embeds_anchored_patterns_and_refuses_unsafe_ones() -> None:
+    assert _inner_of_anchored("^(ch|py)_[A-Za-z0-9]+$") == "(ch|py)_[A-Za-z0-9]+"
+    assert _inner_of_anchored(r"^[^@\s]+@[^@\s]+\.[^@\s]+$") == (
+        rf"[^{SEP}@\s]+@[^{SEP}@\s]+\.[^{SEP}@\s]+"
+    )
+    for unsafe in ("^a.b$", "abc$", "^abc", r"^\D+$", "^(?i)abc$", "^a$|^b$", "^[a-z$"):
+        assert _inner_of_anchored(unsafe) is None, unsafe
+
+
+def test_gate_parts_per_type() -> None:
+    money = ColumnSpec(name="a", header="A", type="money", currency="c")
+    part, rules = gate_part(money, "plain")  # type: ignore[misc]
+    assert rules == {"number_format"}
+    rx = re.compile(f"^{part}$")
+    for ok in ("", "12", "-12.5", "12.500", "12.5000", "0.07"):
+        assert rx.match(ok), ok
+    for bad in ("1e3", "12.3456", "1,000.00", "+5", ".5", "5.", " 5", "5.-1", "--5"):
+        assert not rx.match(bad), bad
+    de = re.compile(f"^{gate_part(money, 'de')[0]}$")  # type: ignore[index]
+    assert de.match("1.234,50") and de.match("1234,5") and not de.match("1,234.50")
+    dt = ColumnSpec(name="d", header="D", type="datetime", formats=("ymd_hm", "ymd_hms"))
+    part, _ = gate_part(dt, "plain")  # type: ignore[misc]
+    rx = re.compile(f"^{part}$")
+    for ok in ("2024-01-05 10:00", "2024-01-05 10:00:59", ""):
+        assert rx.match(ok), ok
+    for bad in ("2024-1-5 1:2:3", "2024-01-05 23:59:60", "2024-13-01 00:00", "2024-01-05 24:00"):
+        assert not rx.match(bad), bad
+    iso = ColumnSpec(name="d", header="D", type="datetime", formats=("iso_offset",))
+    assert gate_part(iso, "plain") is None
+    loose = ColumnSpec(name="s", header="S", pattern="^x.*$")
+    assert gate_part(loose, "plain") is None
+
+
+def test_every_shipped_contract_has_a_gate_whose_pattern_compiles() -> None:
+    for kind, contract in load_contracts().items():
+        gate = build_gate(contract, contract.number_locale, {})
+        assert gate is not None, kind
+        df = pl.DataFrame({c.name: [""] for c in contract.columns})
+        df.select(gate.ok)  # compiles and runs
