@@ -196,8 +196,11 @@ def _prepare(
     return _Prepared(res, src, header, match, structure, work, stem, env)
 
 
-def _frame(p: _Prepared) -> pl.LazyFrame:
-    """All records of the file as text, under canonical names (+ pass-through columns)."""
+def _frame(p: _Prepared, untrimmed: frozenset[str] = frozenset()) -> pl.LazyFrame:
+    """All records of the file as text, under canonical names (+ pass-through columns).
+
+    Contract columns are trimmed, except those in `untrimmed` (the fast lane's, whose gate
+    sends any row with edge whitespace in them to the exact lane, which trims)."""
     n = len(p.header)
     rows = p.structure.readable_records
     if rows <= 0:
@@ -216,7 +219,12 @@ def _frame(p: _Prepared) -> pl.LazyFrame:
     # Contract columns are trimmed once here; pass-through columns are kept as they are.
     for col in p.contract.columns:
         pos = p.match.columns.get(col.name)
-        src = pl.col(f"c{pos}").str.strip_chars() if pos is not None else pl.lit(None, pl.String)
+        if pos is None:
+            src = pl.lit(None, pl.String)
+        elif col.name in untrimmed:
+            src = pl.col(f"c{pos}")
+        else:
+            src = pl.col(f"c{pos}").str.strip_chars()
         sel.append(src.alias(col.name))
     names = {c.name for c in p.contract.columns}
     for i, h in enumerate(p.header):
@@ -399,11 +407,12 @@ def _main_pass(
     gate = build_gate(c, env.locale, env.header)  # type: ignore[arg-type]
     gated = gate.columns if gate else frozenset()
     covered = gate.covered if gate else frozenset()
+    trimmed = gate.trimmed if gate and fast_lane else frozenset()
     fast_checks = [chk for chk in checks if (chk.rule, chk.column) not in covered]
     st = p.structure
     struct_recs = [pr.rec for pr in st.problems if pr.rec < st.readable_records]
     base = ["__rec", *[col.name for col in c.columns], *_passthrough(p)]
-    lf = with_values(_frame(p), c, locale=env.locale, tz=env.tz, gated=gated).with_columns(  # type: ignore[arg-type]
+    lf = with_values(_frame(p, trimmed), c, locale=env.locale, tz=env.tz, gated=gated).with_columns(  # type: ignore[arg-type]
         [chk.failed for chk in fast_checks]
     )
     doubtful = [_hit(chk) for chk in fast_checks]
@@ -456,6 +465,8 @@ def _exact_lane(
     st = p.structure
     struct_recs = [pr.rec for pr in st.problems if pr.rec < st.readable_records]
     struct_hit = pl.col("__rec").is_in(struct_recs)
+    # Trimmed here: the fast lane hands some columns over untrimmed (see `_frame`).
+    lf = lf.with_columns(pl.col(col.name).str.strip_chars() for col in c.columns)
     lf = with_values(lf, c, locale=env.locale, tz=env.tz).with_columns(  # type: ignore[arg-type]
         [chk.failed for chk in p.checks]
     )

@@ -12,7 +12,14 @@ anchored pattern built from each column's own form:
 - a decimal column: a number in the locale; an int column: `-?\\d{1,18}`,
 - a datetime column declared as `ymd_hm` and/or `ymd_hms`: the form with every field in range.
 
-Each part also accepts an empty cell (emptiness is the business of `required_value`).
+- a bool column: true/false in any case; a string column with an enum (ASCII values): one of
+  them (in any case when the column is case-insensitive),
+- any other column: text without whitespace at either end.
+
+Each part also accepts an empty cell (emptiness is the business of `required_value`). Apart
+from a pattern that admits whitespace, no part admits whitespace at either end of a cell, so
+on a row that passes, trimming would change nothing: the fast lane reads those columns
+untrimmed (`Gate.trimmed`).
 
 The gate is conservative by construction: when it matches, none of the rules it covers
 (`Gate.covered`) can fail, so those rules need not be evaluated on that row, and the row's
@@ -62,6 +69,9 @@ class Gate:
     """Canonical names of the gated columns."""
     covered: frozenset[tuple[str, str]]
     """(rule, canonical column) pairs the gate decides: they cannot fail on a row that passes."""
+    trimmed: frozenset[str]
+    """Columns whose text cannot start or end with whitespace on a row that passes (so they
+    need no trimming there)."""
 
 
 def _inner_of_anchored(pattern: str) -> str | None:
@@ -116,6 +126,44 @@ def _inner_of_anchored(pattern: str) -> str | None:
     return "".join(out)
 
 
+_WS_ESCAPES = frozenset("stnrvfxupP")
+_TRIMMED_TEXT = rf"(?:[^\s{SEP}](?:[^{SEP}]*[^\s{SEP}])?)?"
+"""Any text without whitespace at either end (what trimming would leave unchanged)."""
+
+
+def _whitespace_free(inner: str) -> bool:
+    """True when a pattern body (from `_inner_of_anchored`) can never match whitespace: no
+    space, no escape that may stand for whitespace, and every negated class excludes `\\s`."""
+    i, in_class, negated, has_s = 0, False, False, False
+    while i < len(inner):
+        ch = inner[i]
+        if ch == "\\":
+            nxt = inner[i + 1]
+            if in_class and negated and nxt == "s":
+                has_s = True
+            elif nxt in _WS_ESCAPES:
+                return False
+            i += 2
+            continue
+        if ch == " ":
+            return False
+        if in_class and ch == "]":
+            if negated and not has_s:
+                return False
+            in_class = False
+        elif not in_class and ch == "[":
+            in_class, has_s = True, False
+            negated = inner.startswith("[^", i)
+        i += 1
+    return True
+
+
+def _literal(value: str) -> str:
+    return "".join(
+        ch if ch.isalnum() or ch in " _" or not ch.isascii() else "\\" + ch for ch in value
+    )
+
+
 def gate_part(col: ColumnSpec, locale: NumberLocale) -> tuple[str, set[str]] | None:
     """The gate's sub-pattern for one column and the rules it covers, or None if not gated."""
     if col.type == "string":
@@ -123,7 +171,15 @@ def gate_part(col: ColumnSpec, locale: NumberLocale) -> tuple[str, set[str]] | N
             inner = _inner_of_anchored(col.pattern)
             if inner is not None:
                 return f"(?:{inner})?", {"pattern"}
+            return None
+        if col.enum and not col.pattern and all(v.isascii() and v for v in col.enum):
+            flag = "?i:" if col.case_insensitive else "?:"
+            values = "|".join(_literal(v) for v in col.enum)
+            if not any(v != v.strip() for v in col.enum):
+                return f"({flag}{values})?", {"enum"}
         return None
+    if col.type == "bool":
+        return "(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])?", {"bool_format"}
     if col.type == "money":
         return f"(?:{_MONEY[locale]})?", {"number_format"}
     if col.type == "decimal":
@@ -150,18 +206,29 @@ def build_gate(contract: Contract, locale: NumberLocale, label: dict[str, str]) 
     cells: list[pl.Expr] = []
     columns: set[str] = set()
     covered: set[tuple[str, str]] = set()
+    trimmed: set[str] = set()
     for col in contract.columns:
         got = gate_part(col, locale)
         if got is None:
-            continue
-        part, rules = got
+            part, rules = _TRIMMED_TEXT, set()
+            trimmed.add(col.name)
+        else:
+            part, rules = got
+            columns.add(col.name)
+            inner = _inner_of_anchored(col.pattern) if "pattern" in rules else None
+            if inner is None or _whitespace_free(inner):
+                trimmed.add(col.name)
         parts.append(part)
         cells.append(text_col(col.name).fill_null(""))
-        columns.add(col.name)
         covered |= {(r, label.get(col.name, col.name)) for r in rules}
     if not parts:
         return None
     pattern = "^" + SEP.join(parts) + "$"
     joined = pl.concat_str(cells, separator=SEP) if len(cells) > 1 else cells[0]
     ok = joined.str.contains(pattern).fill_null(False)
-    return Gate(ok=ok, columns=frozenset(columns), covered=frozenset(covered))
+    return Gate(
+        ok=ok,
+        columns=frozenset(columns),
+        covered=frozenset(covered),
+        trimmed=frozenset(trimmed),
+    )

@@ -117,3 +117,46 @@ def test_every_shipped_contract_has_a_gate_whose_pattern_compiles() -> None:
         assert gate is not None, kind
         df = pl.DataFrame({c.name: [""] for c in contract.columns})
         df.select(gate.ok)  # compiles and runs
+
+
+def test_padded_cells_are_trimmed_the_same_in_both_lanes(tmp_path: Path) -> None:
+    header = (
+        "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status,Description,"
+        "Customer Email\n"
+    )
+    rows = (
+        "ch_1,2026-01-05 10:00,10.00,0,usd,true,Paid,plain,a@b.co\n"
+        " ch_2 ,2026-01-05 10:00:00 ,\t11.00,0, USD ,TRUE , paid ,\u00a0padded\u00a0, c@d.co \n"
+        "ch_3,2026-01-05 10:00:00,12.00,0,usd,false,Refunded,\u2003,e f@g.co\n"
+        "ch_4,2026-01-05 10:00:00,13.00,0,usd,True,Weird,x,\n"
+        "ch 5,2026-01-05 10:00:00,14.00,0,usd,true,Paid,x,\n"
+    )
+    p = write(tmp_path, "p.csv", header + rows)
+    (fast,) = run([p], tmp_path / "fast")
+    (exact,) = run([p], tmp_path / "exact", fast_lane=False)
+    assert fast.rows_valid == exact.rows_valid == 4
+    assert fast.rejected_by_rule == exact.rejected_by_rule == {"pattern": 1}
+    assert fast.warnings_by_rule == exact.warnings_by_rule
+    assert fast.warnings_by_rule["enum"] == 1 and fast.warnings_by_rule["pattern"] == 1
+    assert _sorted_lines(fast.valid_path) == _sorted_lines(exact.valid_path)
+    valid = pl.read_csv(fast.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    row = valid.filter(pl.col("id") == "ch_2").row(0, named=True)
+    assert (row["amount"], row["currency"], row["captured"], row["status"]) == (
+        "1100",
+        "usd",
+        "true",
+        "succeeded",
+    )
+    assert row["description"] == "padded"
+    assert fast.rejects_path.read_bytes() == exact.rejects_path.read_bytes()  # type: ignore[union-attr]
+
+
+def test_whitespace_free_patterns() -> None:
+    from backfill.validate.gate import _whitespace_free
+
+    assert _whitespace_free("(ch|py)_[A-Za-z0-9]+")
+    assert _whitespace_free(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+    assert not _whitespace_free(r"[^\d@#]*")
+    assert not _whitespace_free("a b")
+    assert not _whitespace_free(r"a\sb")
+    assert not _whitespace_free(r"[a\t]")
