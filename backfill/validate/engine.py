@@ -435,15 +435,20 @@ def _main_pass(
     rare_path = p.work / "rare.parquet"
     errors = [chk for chk in checks if chk.level == "error"]
     warnings = [chk for chk in checks if chk.level == "warning"]
-    rare = _exact_lane(p, lf.filter(~fast).select(base), errors, warnings, dup_keys, cutover)
+    doubtful_path = p.work / "doubtful.parquet"
     queries: list[pl.LazyFrame] = [
         lf.filter(fast).select(out_cols + passthrough).sink_csv(valid_path, lazy=True),
-        rare.sink_parquet(rare_path, lazy=True),
+        # Only the text goes out here: evaluating the exact lane inside this query would cost
+        # its whole plan once per morsel, however few rows each morsel has left.
+        lf.filter(~fast).select(base).with_columns(_owned()).sink_parquet(doubtful_path, lazy=True),
         lf.select(__n=pl.len(), __fast=fast.sum()),
     ]
     out = pl.collect_all(queries, engine="streaming")
     n_read, n_fast = (int(v) for v in out[2].row(0))
     p.counts[("valid", "")] = n_fast
+    _exact_lane(
+        p, pl.scan_parquet(doubtful_path), errors, warnings, dup_keys, cutover
+    ).sink_parquet(rare_path, engine="streaming")
     _split_rare(p, rare_path, warnings, n_read - n_fast)
 
 
