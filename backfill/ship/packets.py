@@ -232,13 +232,18 @@ class LeanPacketizer(Packetizer):
             length = _LENGTH.pack(size + padding + 1)
             plain = b"".join((bytes((padding,)), *parts, self._padding(padding)))
             iv = self._Packetizer__iv_out  # type: ignore[attr-defined]
-            sealed = self._Packetizer__block_engine_out.encrypt(iv, plain, length)  # type: ignore[attr-defined]
+            engine = self._Packetizer__block_engine_out  # type: ignore[attr-defined]
+            if hasattr(engine, "encrypt_into"):  # recent cryptography: no concatenation after
+                out: bytes | bytearray = bytearray(4 + len(plain) + 16)
+                out[:4] = length
+                engine.encrypt_into(iv, plain, length, memoryview(out)[4:])
+            else:
+                out = length + engine.encrypt(iv, plain, length)
             self._Packetizer__iv_out = self._inc_iv_counter(iv)  # type: ignore[attr-defined]
             next_seq = (self._Packetizer__sequence_number_out + 1) & xffffffff  # type: ignore[attr-defined]
             if next_seq == 0 and not self._initial_kex_done:
                 raise SSHException("Sequence number rolled over during initial kex!")
             self._Packetizer__sequence_number_out = next_seq  # type: ignore[attr-defined]
-            out = length + sealed
             self.write_all(out)
             self._Packetizer__sent_bytes += len(out)  # type: ignore[attr-defined]
             self._Packetizer__sent_packets += 1  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ This module is the only one touching paramiko's request internals (`_async_reque
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Callable
 
@@ -164,6 +165,24 @@ class ShortRead(Exception):
         self.offset = offset
 
 
+_WRITE_HEAD = struct.Struct(">IBII")  # length, type, request id, handle length
+_WRITE_TAIL = struct.Struct(">QI")  # offset, data length
+
+
+def _send_write(sftp: paramiko.SFTPClient, handle: bytes, offset: int, chunk: memoryview) -> int:
+    """Send an SFTP write request as `SFTPClient._async_request` would (same request-number
+    bookkeeping, same bytes on the wire), with the data copied once instead of four times
+    (slice, Message, its getvalue, length prefix). Returns the request number."""
+    with sftp._lock:
+        num: int = sftp.request_number
+        sftp._expecting[num] = type(None)
+        sftp.request_number += 1
+    n = len(chunk)
+    head = _WRITE_HEAD.pack(1 + 4 + 4 + len(handle) + 8 + 4 + n, CMD_WRITE, num, len(handle))
+    sftp._write_all(b"".join((head, handle, _WRITE_TAIL.pack(offset, n), chunk)))
+    return num
+
+
 class PipelinedWriter:
     """Writes to an open remote file at increasing offsets, keeping requests in flight."""
 
@@ -189,11 +208,10 @@ class PipelinedWriter:
     def write(self, data: bytes) -> None:
         """Send `data` at the current offset; collect replies that have arrived."""
         step = self._request_size
+        view = memoryview(data)
         for i in range(0, len(data), step):
-            chunk = data[i : i + step]
-            num = self._sftp._async_request(
-                type(None), CMD_WRITE, self._handle, int64(self.offset), chunk
-            )
+            chunk = view[i : i + step]
+            num = _send_write(self._sftp, self._handle, self.offset, chunk)
             self.offset += len(chunk)
             self._pending.append((num, self.offset))
             self._collect(block=len(self._pending) >= self._max)
