@@ -3,7 +3,8 @@
 The only module of shipping that talks to the terminal: a rich progress bar (bytes, rate,
 ETA) and a summary table, or `--json`; errors as one line naming the next step, never a
 traceback. Exit codes: 0 all delivered, 1 a file failed or the server was refused/unreachable,
-2 configuration or usage problem.
+2 configuration or usage problem, 3 another `aep-migrate ship` is running with the same state
+directory (its resume journal is locked).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from rich.table import Table
 
 from backfill.cli._app import ConfigOption, app
 
-__all__ = ["sftp_server_command", "ship_command", "trust_host_command"]
+__all__ = ["STATE_BUSY_EXIT_CODE", "sftp_server_command", "ship_command", "trust_host_command"]
+
+STATE_BUSY_EXIT_CODE = 3
 
 _err = Console(stderr=True)
 _out = Console()
@@ -122,7 +125,13 @@ def ship_command(
     With sftp.port = 0 (the embedded default) the embedded SFTP server runs in the state
     directory for the duration of the command.
     """
-    from backfill.ship import ShipError, expand_inputs, options_from_settings, ship_configured
+    from backfill.ship import (
+        ShipError,
+        StateBusy,
+        expand_inputs,
+        options_from_settings,
+        ship_configured,
+    )
     from config.cli_support import settings_or_exit
 
     _setup_logging(verbose)
@@ -173,6 +182,8 @@ def ship_command(
     try:
         with progress:
             result = ship_configured(paths, settings, options=options, progress=on_progress)
+    except StateBusy as exc:
+        raise _fail(str(exc), STATE_BUSY_EXIT_CODE) from None
     except ShipError as exc:
         raise _fail(str(exc)) from None
     if json_out:

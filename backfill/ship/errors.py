@@ -10,7 +10,8 @@ ShipError                      base of everything ship raises on purpose
 ├── RemoteRefused              the server answered an operation with an error (EACCES, ENOENT…)
 ├── TransferFailed             a file could not be delivered after every attempt
 │   └── VerifyFailed           the uploaded bytes differ from the local ones
-└── SourceRefused              a local file cannot be shipped (0 bytes, missing, not a file)
+├── SourceRefused              a local file cannot be shipped (0 bytes, missing, not a file)
+└── StateBusy                  another process is shipping with the same state directory
 ```
 
 Retryability is a property of the type (`retryable`): a dropped connection or a timeout is
@@ -27,6 +28,7 @@ __all__ = [
     "RemoteRefused",
     "ShipError",
     "SourceRefused",
+    "StateBusy",
     "TransferFailed",
     "UnknownHostKey",
     "VerifyFailed",
@@ -93,3 +95,12 @@ class VerifyFailed(TransferFailed):
 
 class SourceRefused(ShipError):
     """A local file cannot be shipped: missing, not a regular file, or 0 bytes."""
+
+
+class StateBusy(ShipError):
+    """Another process holds the state directory's ship journal (one ship at a time per
+    state directory: two would overwrite each other's resume progress)."""
+
+    def __init__(self, message: str, *, holder_pid: int | None = None) -> None:
+        super().__init__(message)
+        self.holder_pid = holder_pid

@@ -5,16 +5,26 @@ atomically (temp file + `os.replace`) at each checkpoint, so that a process kill
 resumes the same temporary file from its confirmed prefix instead of starting over. Entries
 are keyed by the final remote path and the local file's identity (path, size, mtime): a
 changed local file never resumes onto stale remote bytes.
+
+One process at a time: `Journal.open_exclusive` takes an exclusive `flock` on
+`progress.json.lock` beside it (released by `close`, or by the kernel when the process dies,
+so a killed run never blocks the next); a second `aep-migrate ship` on the same state
+directory is refused with `StateBusy` naming the holder's pid instead of interleaving its
+rewrites of the journal with the first one's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from backfill.ship.errors import StateBusy
 
 __all__ = ["Journal", "JournalEntry", "journal_key"]
 
@@ -48,6 +58,7 @@ class Journal:
         self.path = path
         self._lock = threading.Lock()
         self._entries: dict[str, JournalEntry] = {}
+        self._lock_fd: int | None = None
         if path.exists():
             try:
                 raw = json.loads(path.read_text())
@@ -57,6 +68,45 @@ class Journal:
                 # a corrupt journal only costs a restart from byte 0, never wrong data:
                 # the uploaded bytes are verified before any rename
                 log.warning("ignoring unreadable ship journal %s: %s", path, exc)
+
+    @classmethod
+    def open_exclusive(cls, path: Path) -> Journal:
+        """Lock the journal for this process, then load it.
+
+        Raises:
+            StateBusy: another process holds the lock (its pid is in the message).
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = path.with_name(path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            pid = int(holder) if holder.isdigit() else None
+            who = f"process {pid}" if pid else "another process"
+            raise StateBusy(
+                f"{who} is already shipping with this state directory ({lock_path} is "
+                "locked); wait for it to finish, or give this run its own state_dir",
+                holder_pid=pid,
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        journal = cls(path)
+        journal._lock_fd = fd
+        return journal
+
+    def close(self) -> None:
+        """Release the lock taken by `open_exclusive` (the journal file stays)."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def get(self, key: str) -> JournalEntry | None:
         """The entry for `key`, if any (a copy)."""

@@ -230,13 +230,32 @@ def ship(
         HostKeyError, AuthFailed: the server cannot be trusted or refused us (nothing shipped
             after that point).
         ConnectFailed: the server could not be reached at all, even once.
+        StateBusy: another process is shipping with the same `state_dir`.
     """
-    opts = options or ShipOptions()
     started = time.monotonic()
+    journal = Journal.open_exclusive(state_dir / "ship" / "progress.json")
+    try:
+        return _ship(paths, spec, journal, state_dir, options, meta, progress, run_id, started)
+    finally:
+        journal.close()
+
+
+def _ship(
+    paths: Sequence[Path],
+    spec: ConnectSpec,
+    journal: Journal,
+    state_dir: Path,
+    options: ShipOptions | None,
+    meta: Mapping[Path, FileMeta] | None,
+    progress: ProgressFn | None,
+    run_id: str | None,
+    started: float,
+) -> ShipResult:
+    """`ship` with the journal locked for this process."""
+    opts = options or ShipOptions()
     run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
     result = ShipResult(run_id=run_id, remote_dir=opts.remote_dir)
     work = state_dir / "ship"
-    journal = Journal(work / "progress.json")
     staging = work / "staging"
     results: list[FileResult | None] = [None] * len(paths)
     prepared: list[tuple[int, PreparedSource]] = []

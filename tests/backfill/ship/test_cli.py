@@ -160,3 +160,55 @@ def test_sftp_server_command_serves_openssh_client(tmp_path: Path) -> None:
             out, err = proc.communicate(timeout=5)
     assert proc.returncode == 0, err
     assert "stopped" in out
+
+
+def test_second_ship_on_the_same_state_dir_is_refused(sshd: Sshd, tmp_path: Path) -> None:
+    import time
+
+    from backfill.cli.ship_cmd import STATE_BUSY_EXIT_CODE
+
+    big = tmp_path / "slow.csv"
+    big.write_bytes(os.urandom(4 << 20))
+    other = tmp_path / "other.csv"
+    other.write_bytes(os.urandom(10_000))
+    state = tmp_path / "state"
+    journal = state / "ship" / "progress.json"
+    # a first ship (another process) still running on this state directory
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.backfill.ship._slow_ship",
+            sshd.host,
+            str(sshd.port),
+            sshd.user,
+            str(sshd.client_key),
+            str(sshd.known_hosts),
+            str(big),
+            str(sshd.landing),
+            str(state),
+        ],
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not journal.exists():
+            assert first.poll() is None, "the first ship exited early"
+            assert time.monotonic() < deadline, "the first ship never started"
+            time.sleep(0.05)
+        before = journal.read_text()
+        r = runner.invoke(app, ["ship", str(other), "--config", str(_config(tmp_path, sshd))])
+        assert r.exit_code == STATE_BUSY_EXIT_CODE, r.output
+        assert f"process {first.pid} is already shipping" in r.stderr
+        assert "state_dir" in r.stderr and "Traceback" not in r.output
+        assert not (sshd.landing / "other.csv").exists()
+        # the refused run left the first one's journal alone
+        assert first.poll() is None
+        assert json.loads(journal.read_text())["files"].keys() == json.loads(before)["files"].keys()
+    finally:
+        first.kill()
+        first.wait(10)
+    # the lock died with its process: the next run ships
+    r = runner.invoke(app, ["ship", str(other), "--config", str(_config(tmp_path, sshd))])
+    assert r.exit_code == 0, r.output
+    assert (sshd.landing / "other.csv").read_bytes() == other.read_bytes()
