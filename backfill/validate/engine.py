@@ -32,7 +32,7 @@ from backfill.contracts import Contract, DetectionError, HeaderMatch, clean_head
 from backfill.contracts.model import NumberLocale
 from backfill.validate import parse, references, supersede
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
-from backfill.validate.gate import build_gate
+from backfill.validate.gate import build_gate, line_pattern
 from backfill.validate.result import FileResult, InvariantError, RunResult
 from backfill.validate.rules import (
     Check,
@@ -182,8 +182,13 @@ def _prepare(
     except (ZoneInfoNotFoundError, ValueError) as exc:
         res.message = f"{path}: unknown time zone ({exc})"
         return res
+    locale = opts.locale or c.number_locale
     structure = scan_structure(
-        src, len(header), ends_with_newline=facts.ends_with_newline, newlines=facts.lf
+        src,
+        len(header),
+        ends_with_newline=facts.ends_with_newline,
+        newlines=facts.lf,
+        line_gate=line_pattern(c, header, match.columns, locale) if opts.fast_lane else None,
     )
     res.status = "validated"
     res.passes["structure"] = time.perf_counter() - t0
@@ -416,7 +421,9 @@ def _main_pass(
         [chk.failed for chk in fast_checks]
     )
     doubtful = [_hit(chk) for chk in fast_checks]
-    if gate is not None:
+    if st.doubtful_recs is not None:  # the structure pass ran the gate on the raw lines
+        doubtful.append(pl.col("__rec").is_in(st.doubtful_recs))
+    elif gate is not None:
         doubtful.append(~gate.ok)
     doubtful += [
         pl.col("__rec").is_in(struct_recs),

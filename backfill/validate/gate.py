@@ -30,6 +30,7 @@ fails, or finds none (a value holding `SEP`, say) and keeps the row as valid.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -37,7 +38,7 @@ import polars as pl
 from backfill.contracts.model import ColumnSpec, Contract, NumberLocale
 from backfill.validate.rules import text_col
 
-__all__ = ["SEP", "Gate", "build_gate", "gate_part"]
+__all__ = ["SEP", "Gate", "build_gate", "gate_part", "line_pattern"]
 
 SEP = "\x1f"
 """ASCII unit separator: joins the gated cells (a cell holding it fails the gate, see above)."""
@@ -74,12 +75,41 @@ class Gate:
     need no trimming there)."""
 
 
-def _inner_of_anchored(pattern: str) -> str | None:
-    """The body of a `^...$` pattern that is safe to embed between separators, else None.
+_FORBIDDEN = SEP + ',"'
+"""Characters no gate part may match: they delimit the cells (the separator of the joined row,
+and the comma and quote of a CSV line), so a part matching one could split a row differently."""
+_UNSAFE_ESCAPES = frozenset("DWSPpxuUBbAzZ")
+_QUANTIFIER = re.compile(r"\{\d+(,\d*)?\}")
 
-    Safe: anchored exactly at both ends and nowhere else, no inline flags, no `.` and no
-    negated shorthand classes outside brackets (they could match `SEP`); negated bracket
-    classes get `SEP` added so they cannot match it either.
+
+def _set_syntax(content: str) -> bool:
+    """A class body using nesting, POSIX classes or set operations (escaped characters aside)."""
+    plain = re.sub(r"\\.", "", content)
+    return any(tok in plain for tok in ("[", "&&", "--", "~~"))
+
+
+def _positive_class_ok(content: str) -> bool:
+    """A `[...]` class (not negated) that cannot match a forbidden character.
+
+    Membership is tested with Python's `re`, which reads plain classes (ranges, escapes) as the
+    Rust engine does; POSIX classes, nesting and set operations (which it reads differently)
+    are refused.
+    """
+    if _set_syntax(content) or "\\p" in content or "\\P" in content:
+        return False
+    try:
+        rx = re.compile(f"[{content}]")
+    except re.error:
+        return False
+    return not any(rx.match(ch) for ch in _FORBIDDEN)
+
+
+def _inner_of_anchored(pattern: str) -> str | None:
+    """The body of a `^...$` pattern that is safe to embed between cell delimiters, else None.
+
+    Safe: anchored exactly at both ends and nowhere else, no inline flags, nothing that could
+    match a delimiter (`_FORBIDDEN`): no `.`, no negated shorthand or hex escapes, no positive
+    class holding one; negated classes get the delimiters added so they cannot match them.
     """
     if len(pattern) < 2 or not pattern.startswith("^") or not pattern.endswith("$"):
         return None
@@ -87,47 +117,53 @@ def _inner_of_anchored(pattern: str) -> str | None:
     if body.endswith("\\") and not body.endswith("\\\\"):
         return None
     out: list[str] = []
-    i, in_class = 0, False
+    i = 0
     while i < len(body):
         ch = body[i]
         if ch == "\\":
-            if i + 1 >= len(body):
-                return None
             nxt = body[i + 1]
-            if not in_class and nxt in "DWSPBbAzZ":
+            if nxt in _UNSAFE_ESCAPES or nxt in _FORBIDDEN:
                 return None
             out.append(body[i : i + 2])
             i += 2
             continue
-        if in_class:
-            if ch == "]":
-                in_class = False
-            out.append(ch)
-        elif ch == "[":
-            in_class = True
-            if body.startswith("[^", i):
-                out.append("[^" + SEP)
-                i += 2
-                if body.startswith("]", i):  # `[^]...]`: a literal ] first in the class
-                    out.append("]")
-                    i += 1
-                continue
-            out.append(ch)
-            if body.startswith("]", i + 1):
-                out.append("]")
-                i += 1
-        elif ch in "^$." or (body.startswith("(?", i) and not body.startswith("(?:", i)):
-            return None  # an anchor, any character, or inline flags
-        else:
-            out.append(ch)
+        quantifier = _QUANTIFIER.match(body, i)
+        if quantifier:
+            out.append(quantifier.group())
+            i = quantifier.end()
+            continue
+        if ch == "[":
+            negated = body.startswith("[^", i)
+            start = i + (2 if negated else 1)
+            j = start + (1 if body.startswith("]", start) else 0)  # `[]...]`: a literal ]
+            while j < len(body) and body[j] != "]":
+                j += 2 if body[j] == "\\" else 1
+            if j >= len(body):
+                return None
+            content = body[start:j]
+            if negated:
+                if _set_syntax(content):
+                    return None
+                out.append(f"[^{_FORBIDDEN}{content}]")
+            elif _positive_class_ok(content):
+                out.append(f"[{content}]")
+            else:
+                return None
+            i = j + 1
+            continue
+        if (
+            ch in "^$."
+            or ch in _FORBIDDEN
+            or (body.startswith("(?", i) and not body.startswith("(?:", i))
+        ):
+            return None  # an anchor, any character, a delimiter, or inline flags
+        out.append(ch)
         i += 1
-    if in_class:
-        return None
     return "".join(out)
 
 
 _WS_ESCAPES = frozenset("stnrvfxupP")
-_TRIMMED_TEXT = rf"(?:[^\s{SEP}](?:[^{SEP}]*[^\s{SEP}])?)?"
+_TRIMMED_TEXT = rf"(?:[^\s{_FORBIDDEN}](?:[^{_FORBIDDEN}]*[^\s{_FORBIDDEN}])?)?"
 """Any text without whitespace at either end (what trimming would leave unchanged)."""
 
 
@@ -232,3 +268,32 @@ def build_gate(contract: Contract, locale: NumberLocale, label: dict[str, str]) 
         covered=frozenset(covered),
         trimmed=frozenset(trimmed),
     )
+
+
+_RAW_CELL = f"[^{_FORBIDDEN}\\r]*"
+"""A cell the contract does not know, as written: any unquoted text (kept as it is)."""
+
+
+def line_pattern(
+    contract: Contract, header: list[str], positions: dict[str, int], locale: NumberLocale
+) -> str | None:
+    """The gate over a raw CSV line (structure.py runs it on every physical line).
+
+    The parts of `build_gate`, each at its column's position in the header, joined by commas;
+    any unquoted text for the other cells. A line that matches is one record of exactly the
+    header's number of fields, with no quote (so its fields are the text between the commas),
+    and every gated cell has its form: the same promise as `Gate.ok`, so the fast lane can use
+    either. None for a one-column file (a blank line would match).
+    """
+    if len(header) < 2:
+        return None
+    by_pos = {pos: name for name, pos in positions.items()}
+    parts = []
+    for i in range(len(header)):
+        name = by_pos.get(i)
+        if name is None:
+            parts.append(_RAW_CELL)
+            continue
+        got = gate_part(contract.column(name), locale)
+        parts.append(got[0] if got else _TRIMMED_TEXT)
+    return "^" + ",".join(parts) + "$"

@@ -61,6 +61,9 @@ class Structure:
     """Raw text of the records in `problems` (they cannot be re-read as fields)."""
     unterminated_tail: bool = False
     """The last record opens a quote that never closes (the reader must stop before it)."""
+    doubtful_recs: list[int] | None = None
+    """Records whose line did not match the line gate (gate.line_pattern), when one was given:
+    every other record is one plain line whose gated cells have their form."""
 
     @property
     def readable_records(self) -> int:
@@ -89,7 +92,12 @@ def physical_lines(path: Path) -> pl.LazyFrame:
 
 
 def scan_structure(
-    path: Path, n_fields: int, *, ends_with_newline: bool, newlines: int
+    path: Path,
+    n_fields: int,
+    *,
+    ends_with_newline: bool,
+    newlines: int,
+    line_gate: str | None = None,
 ) -> Structure:
     """Find every record's start line and field count; report the ones that do not fit.
 
@@ -104,6 +112,9 @@ def scan_structure(
         n_fields: number of header fields.
         ends_with_newline: whether the last byte is a newline (else the last line may be cut).
         newlines: line ends in the file (from the bytes pass).
+        line_gate: a pattern a plain, well-formed line matches (gate.line_pattern). Lines that
+            match it are done with (exactly `n_fields` fields, no quote, not blank): quotes and
+            separators are only counted on the others, and their records are the doubtful ones.
     """
     line = pl.col("line")
     q = line.str.count_matches('"', literal=True).fill_null(0)
@@ -116,20 +127,27 @@ def scan_structure(
         + 1
     )
     # One scan only: every scan of the same file in one query maps the file again (RSS).
-    found = (
-        physical_lines(path)
-        .with_row_index("ln", offset=1)
-        .select(
-            pl.col("ln").cast(pl.Int64),
-            odd=q % 2 == 1,
-            fields=fields.cast(pl.Int64),
-            blank=line.is_null(),
-            text=line,
-        )
+    lines = physical_lines(path).with_row_index("ln", offset=1)
+    if line_gate is not None:
+        lines = lines.filter(~line.str.contains(line_gate).fill_null(False))
+    found = lines.select(
+        pl.col("ln").cast(pl.Int64),
+        odd=q % 2 == 1,
+        fields=fields.cast(pl.Int64),
+        blank=line.is_null(),
+        text=line,
     )
-    candidates = found.filter(
-        pl.col("odd") | pl.col("blank") | (pl.col("fields") != n_fields)
-    ).collect(engine="streaming")
+    odd_blank_or_ragged = pl.col("odd") | pl.col("blank") | (pl.col("fields") != n_fields)
+    if line_gate is None:
+        candidates = found.filter(odd_blank_or_ragged).collect(engine="streaming")
+        doubtful_lines = None
+    else:
+        # Every line that missed the gate (line numbers only); the text of the candidates.
+        found = found.with_columns(
+            text=pl.when(odd_blank_or_ragged).then(pl.col("text")), cand=odd_blank_or_ragged
+        ).collect(engine="streaming")
+        candidates = found.filter(pl.col("cand")).drop("cand")
+        doubtful_lines = found.select("ln")
     raw_text = dict(candidates.select("ln", "text").iter_rows())
     plain = candidates.filter(~pl.col("odd")).select("ln", "fields", "blank")
     quoted = candidates.filter(pl.col("odd")).select("ln", "odd", "fields")
@@ -219,7 +237,33 @@ def scan_structure(
         if pr.rec not in st.raw_lines:
             st.raw_lines[pr.rec] = st.raw_multiline.get(pr.rec) or raw_text.get(pr.line) or ""
     st.problems.sort(key=lambda p: p.rec)
+    if doubtful_lines is not None:
+        st.doubtful_recs = _records_of_lines(doubtful_lines, spans)
     return st
+
+
+def _records_of_lines(lines: pl.DataFrame, spans: list[tuple[int, int]]) -> list[int]:
+    """Data record index of every line in `lines` (`ln`) that starts a record (the header and
+    the continuation lines of multi-line records are left out)."""
+    df = lines.filter(pl.col("ln") > 1).sort("ln")
+    if not spans:
+        return df.select(pl.col("ln") - 2)["ln"].to_list()
+    spans_df = pl.DataFrame(
+        {"a": [a for a, _ in spans], "b": [b for _, b in spans]},
+        schema={"a": pl.Int64, "b": pl.Int64},
+    ).sort("a")
+    # Lines strictly after a span's end are shifted by its continuation lines.
+    shifts = spans_df.sort("b").select(
+        __after=pl.col("b") + 1, __shift=(pl.col("b") - pl.col("a")).cum_sum()
+    )
+    df = (
+        df.join_asof(spans_df, left_on="ln", right_on="a", strategy="backward")
+        .filter(
+            pl.col("b").is_null() | (pl.col("ln") == pl.col("a")) | (pl.col("ln") > pl.col("b"))
+        )
+        .join_asof(shifts, left_on="ln", right_on="__after", strategy="backward")
+    )
+    return df.select(pl.col("ln") - 2 - pl.col("__shift").fill_null(0))["ln"].to_list()
 
 
 def _start_line(rec: int, spans: list[tuple[int, int]], n_lines: int) -> int:

@@ -80,11 +80,15 @@ def test_a_value_holding_the_separator_is_a_false_alarm_not_a_reject(tmp_path: P
 
 def test_gate_embeds_anchored_patterns_and_refuses_unsafe_ones() -> None:
     assert _inner_of_anchored("^(ch|py)_[A-Za-z0-9]+$") == "(ch|py)_[A-Za-z0-9]+"
+    d = SEP + ',"'
     assert _inner_of_anchored(r"^[^@\s]+@[^@\s]+\.[^@\s]+$") == (
-        rf"[^{SEP}@\s]+@[^{SEP}@\s]+\.[^{SEP}@\s]+"
+        rf"[^{d}@\s]+@[^{d}@\s]+\.[^{d}@\s]+"
     )
-    for unsafe in ("^a.b$", "abc$", "^abc", r"^\D+$", "^(?i)abc$", "^a$|^b$", "^[a-z$"):
-        assert _inner_of_anchored(unsafe) is None, unsafe
+    assert _inner_of_anchored(r"^\d{1,19}$") == r"\d{1,19}"
+    unsafe = ("^a.b$", "abc$", "^abc", r"^\D+$", "^(?i)abc$", "^a$|^b$", "^[a-z$", "^a,b$")
+    unsafe += ("^[ -~]+$", r"^[\W]+$", "^[[:alpha:]]+$", r"^\x2c$", r"^a\"b$")
+    for pattern in unsafe:
+        assert _inner_of_anchored(pattern) is None, pattern
 
 
 def test_gate_parts_per_type() -> None:
@@ -160,3 +164,43 @@ def test_whitespace_free_patterns() -> None:
     assert not _whitespace_free("a b")
     assert not _whitespace_free(r"a\sb")
     assert not _whitespace_free(r"[a\t]")
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+@pytest.mark.parametrize("tail", ["", 'ch_9,2026-01-05 10:00:00,"19.00'])
+def test_lanes_agree_around_multiline_blank_and_ragged_records(
+    tmp_path: Path, eol: str, tail: str
+) -> None:
+    header = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status,Description"
+    lines = [
+        header,
+        "ch_1,2026-01-05 10:00,10.00,0,usd,true,Paid,plain",
+        'ch_2,2026-01-05 10:00,11.00,0,usd,true,Paid,"two' + eol + 'lines, with a comma"',
+        "ch_3,2026-01-05 10:00,12.00,0,usd,true,Paid,after the span",
+        "",
+        "ch_4,2026-01-05 10:00,13.00,0,usd,true,Paid",
+        "ch_5,2026-01-05 10:00,14.00,0,usd,true,Paid,x,extra",
+        '"ch_6",2026-01-05 10:00,"1,000.00",0,usd,true,Paid,quoted',
+        'ch_7,2026-01-05 10:00,16.00,0,usd,true,Paid,"a ""quoted"" word"',
+        "ch_8,2026-02-30 10:00,17.00,0,usd,true,Paid,no such day",
+        'ch_10,2026-01-05 10:00,20.00,0,usd,true,Paid,"three' + eol + "lines" + eol + 'here"',
+        "ch_11,2026-01-05 10:00,21.00,0,usd,true,Paid,last",
+    ]
+    text = eol.join(lines) + eol + tail
+    p = tmp_path / "p.csv"
+    p.write_bytes(text.encode())
+    (fast,) = run([p], tmp_path / "fast")
+    (exact,) = run([p], tmp_path / "exact", fast_lane=False)
+    assert fast.rows_valid == exact.rows_valid
+    assert fast.rejected_by_rule == exact.rejected_by_rule
+    assert fast.excluded == exact.excluded
+    for name in ("rejects_path", "warnings_path", "excluded_path"):
+        assert getattr(fast, name).read_bytes() == getattr(exact, name).read_bytes(), name
+    assert _sorted_lines(fast.valid_path) == _sorted_lines(exact.valid_path)
+    rejects = pl.read_csv(fast.rejects_path, infer_schema=False)  # type: ignore[arg-type]
+    by_line = dict(zip(rejects["line"].to_list(), rejects["rule"].to_list(), strict=True))
+    assert by_line["7"] == "field_count" and by_line["8"] == "field_count"
+    assert by_line["9"] == "number_format"  # "1,000.00" in the plain locale
+    assert by_line["11"] == "datetime_invalid"
+    valid_ids = set(pl.read_csv(fast.valid_path, infer_schema=False)["id"].to_list())  # type: ignore[arg-type]
+    assert {"ch_1", "ch_2", "ch_3", "ch_7", "ch_10", "ch_11"} <= valid_ids
