@@ -270,8 +270,12 @@ def build_gate(contract: Contract, locale: NumberLocale, label: dict[str, str]) 
     )
 
 
-_RAW_CELL = f"[^{_FORBIDDEN}\\r]*"
-"""A cell the contract does not know, as written: any unquoted text (kept as it is)."""
+_QUOTED_CHAR = r'(?:[^"\r\n]|"")'
+_RAW_CELL = f'(?:[^{_FORBIDDEN}\\r]*|"{_QUOTED_CHAR}*")'
+"""A cell the contract does not know, as written: any text, quoted or not, on one line."""
+_QUOTED_END = r'(?:[^\s"]|"")'
+_LINE_TEXT = f'(?:{_TRIMMED_TEXT}|"(?:{_QUOTED_END}(?:{_QUOTED_CHAR}*{_QUOTED_END})?)?")'
+"""Text without whitespace at either end, quoted (on one line) or not."""
 
 
 def line_pattern(
@@ -280,10 +284,11 @@ def line_pattern(
     """The gate over a raw CSV line (structure.py runs it on every physical line).
 
     The parts of `build_gate`, each at its column's position in the header, joined by commas;
-    any unquoted text for the other cells. A line that matches is one record of exactly the
-    header's number of fields, with no quote (so its fields are the text between the commas),
-    and every gated cell has its form: the same promise as `Gate.ok`, so the fast lane can use
-    either. None for a one-column file (a blank line would match).
+    any text for the other cells. A line that matches is one record of exactly the header's
+    number of fields, and every gated cell has its form: the same promise as `Gate.ok`, so the fast lane can use
+    either. Cells of free text and unknown columns may be quoted (on one line: a record that
+    spans lines starts with a line that has an odd number of quotes, which no part matches).
+    None for a one-column file (a blank line would match).
     """
     if len(header) < 2:
         return None
@@ -295,5 +300,5 @@ def line_pattern(
             parts.append(_RAW_CELL)
             continue
         got = gate_part(contract.column(name), locale)
-        parts.append(got[0] if got else _TRIMMED_TEXT)
+        parts.append(got[0] if got else _LINE_TEXT)
     return "^" + ",".join(parts) + "$"

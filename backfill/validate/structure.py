@@ -113,7 +113,7 @@ def scan_structure(
         ends_with_newline: whether the last byte is a newline (else the last line may be cut).
         newlines: line ends in the file (from the bytes pass).
         line_gate: a pattern a plain, well-formed line matches (gate.line_pattern). Lines that
-            match it are done with (exactly `n_fields` fields, no quote, not blank): quotes and
+            match it are done with (exactly `n_fields` fields, an even number of quotes, not blank): quotes and
             separators are only counted on the others, and their records are the doubtful ones.
     """
     line = pl.col("line")

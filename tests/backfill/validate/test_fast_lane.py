@@ -185,6 +185,8 @@ def test_lanes_agree_around_multiline_blank_and_ragged_records(
         "ch_8,2026-02-30 10:00,17.00,0,usd,true,Paid,no such day",
         'ch_10,2026-01-05 10:00,20.00,0,usd,true,Paid,"three' + eol + "lines" + eol + 'here"',
         "ch_11,2026-01-05 10:00,21.00,0,usd,true,Paid,last",
+        'ch_12,2026-01-05 10:00,22.00,0,usd,true,Paid," padded, with a comma "',
+        'ch_13,2026-01-05 10:00,23.00,0,usd,true,"Paid",""',
     ]
     text = eol.join(lines) + eol + tail
     p = tmp_path / "p.csv"
@@ -203,4 +205,6 @@ def test_lanes_agree_around_multiline_blank_and_ragged_records(
     assert by_line["9"] == "number_format"  # "1,000.00" in the plain locale
     assert by_line["11"] == "datetime_invalid"
     valid_ids = set(pl.read_csv(fast.valid_path, infer_schema=False)["id"].to_list())  # type: ignore[arg-type]
-    assert {"ch_1", "ch_2", "ch_3", "ch_7", "ch_10", "ch_11"} <= valid_ids
+    assert {"ch_1", "ch_2", "ch_3", "ch_7", "ch_10", "ch_11", "ch_12", "ch_13"} <= valid_ids
+    valid = pl.read_csv(fast.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    assert valid.filter(pl.col("id") == "ch_12")["description"].item() == "padded, with a comma"
