@@ -117,7 +117,13 @@ def run_ship(
     if out.returncode != 0 or not json.loads(out.stdout)["ok"]:
         raise SystemExit(f"ship failed: {out.stderr[-2000:]}")
     shutil.rmtree(state, ignore_errors=True)
-    return dt, float(json.loads(out.stdout)["seconds"])
+    doc = json.loads(out.stdout)
+    print(
+        f"    (ship: {doc.get('connections')} connection(s), round trip "
+        f"{doc.get('round_trip_ms')} ms)",
+        flush=True,
+    )
+    return dt, float(doc["seconds"])
 
 
 def run_sftp(
