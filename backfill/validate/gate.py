@@ -200,13 +200,34 @@ def _literal(value: str) -> str:
     )
 
 
+def _starts_with_a_letter(inner: str) -> bool:
+    """Every text the pattern body matches starts with an ASCII letter (so it cannot be a
+    number in scientific notation). Decided on the syntax: a leading letter, or a leading
+    group of alternatives that each start with one."""
+    # A top-level alternative may start with anything (groups removed, conservatively).
+    if "|" in re.sub(r"\(.*?\)", "", inner):
+        return False
+    if inner[:1].isascii() and inner[:1].isalpha():
+        return inner[1:2] not in ("?", "*", "{")
+    end = inner.find(")")
+    if not inner.startswith("(") or end < 0 or "(" in inner[1:end] or "\\" in inner[:end]:
+        return False
+    group = inner[1:end].removeprefix("?:")
+    if inner[end + 1 : end + 2] in ("?", "*", "{"):
+        return False
+    return all(alt[:1].isascii() and alt[:1].isalpha() for alt in group.split("|"))
+
+
 def gate_part(col: ColumnSpec, locale: NumberLocale) -> tuple[str, set[str]] | None:
     """The gate's sub-pattern for one column and the rules it covers, or None if not gated."""
     if col.type == "string":
         if col.pattern and col.level == "error":
             inner = _inner_of_anchored(col.pattern)
             if inner is not None:
-                return f"(?:{inner})?", {"pattern"}
+                rules = {"pattern"}
+                if col.no_scientific and _starts_with_a_letter(inner):
+                    rules.add("excel_scientific")
+                return f"(?:{inner})?", rules
             return None
         if col.enum and not col.pattern and all(v.isascii() and v for v in col.enum):
             flag = "?i:" if col.case_insensitive else "?:"

@@ -78,15 +78,10 @@ def currency_exponent(code: pl.Expr) -> pl.Expr:
     )
 
 
-def thousandths_per_minor_unit(code: pl.Expr) -> pl.Expr:
-    """1000 / 1 / 10 per row for a zero- / three- / two-decimal currency code (lower case)."""
-    return (
-        pl.when(code.is_in(sorted(ZERO_DECIMAL)))
-        .then(pl.lit(1000, pl.Int64))
-        .when(code.is_in(sorted(THREE_DECIMAL)))
-        .then(pl.lit(1, pl.Int64))
-        .otherwise(pl.lit(10, pl.Int64))
-    )
+def thousandths_per_minor_unit(exponent: pl.Expr) -> pl.Expr:
+    """1000 / 10 / 1 for a currency exponent of 0 / 2 / 3 (integer arithmetic: no second
+    lookup of the code)."""
+    return pl.lit(10, pl.Int64).pow(pl.lit(3, pl.Int64) - exponent)
 
 
 def datetime_parts(

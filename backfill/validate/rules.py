@@ -23,7 +23,6 @@ __all__ = [
     "build_checks",
     "cur_col",
     "exp_col",
-    "factor_col",
     "fits_col",
     "lower_col",
     "lowered_columns",
@@ -84,11 +83,6 @@ def cur_col(key: str) -> pl.Expr:
 def exp_col(key: str) -> pl.Expr:
     """Minor-unit exponent for a money column's currency key."""
     return pl.col(f"__x_{key}")
-
-
-def factor_col(key: str) -> pl.Expr:
-    """Thousandths per minor unit (1000 / 10 / 1) for a money column's currency key."""
-    return pl.col(f"__f_{key}")
 
 
 def _ckey(col: ColumnSpec) -> str:
@@ -461,14 +455,17 @@ def unique_check(env: ColumnEnv, spec: UniqueSpec) -> Check:
     return Check(spec.id, label, spec.level, _named(failed, spec.id, label), value, spec.message)
 
 
-def lowered_columns(contract: Contract) -> list[str]:
-    """Columns compared case-insensitively somewhere (their `__l_` column is computed once)."""
+def lowered_columns(contract: Contract, *, gated: frozenset[str] = frozenset()) -> list[str]:
+    """Columns compared case-insensitively somewhere (their `__l_` column is computed once).
+
+    A gated bool column (gate.py) is read without lower-casing, so it is left out unless
+    something else compares it."""
     names = {
         c.name
         for c in contract.columns
         if (c.enum and c.case_insensitive)
         or c.lower
-        or c.type == "bool"
+        or (c.type == "bool" and c.name not in gated)
         or (c.enum_map and c.case_insensitive)
     }
     names |= {c.currency for c in contract.columns if c.currency}

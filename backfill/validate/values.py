@@ -20,7 +20,6 @@ from backfill.validate import parse
 from backfill.validate.rules import (
     cur_col,
     exp_col,
-    factor_col,
     fits_col,
     lower_col,
     lowered_columns,
@@ -45,10 +44,13 @@ def currency_key(col: ColumnSpec) -> str:
     return f"{col.currency}|{col.currency_fallback or ''}"
 
 
-def stage_lower(contract: Contract) -> list[pl.Expr]:
+def stage_lower(contract: Contract, gated: frozenset[str] = frozenset()) -> list[pl.Expr]:
     """Stage 0: the lower-cased text `__l_<name>` of every column compared or written in lower
     case (computed once: lower-casing costs a pass over the column)."""
-    return [text_col(n).str.to_lowercase().alias(f"__l_{n}") for n in lowered_columns(contract)]
+    return [
+        text_col(n).str.to_lowercase().alias(f"__l_{n}")
+        for n in lowered_columns(contract, gated=gated)
+    ]
 
 
 def with_values(
@@ -61,7 +63,7 @@ def with_values(
 ) -> pl.LazyFrame:
     """`lf` (contract columns as trimmed text) with every stage column the rules read."""
     return (
-        lf.with_columns(stage_lower(contract))
+        lf.with_columns(stage_lower(contract, gated))
         .with_columns(stage_one(contract, locale=locale, tz=tz, gated=gated))
         .with_columns(stage_two(contract, gated=gated))
     )
@@ -92,7 +94,6 @@ def stage_one(
             out += [
                 code.alias(cur_col(key).meta.output_name()),
                 parse.currency_exponent(code).alias(exp_col(key).meta.output_name()),
-                parse.thousandths_per_minor_unit(code).alias(factor_col(key).meta.output_name()),
             ]
         if col.type in ("money", "decimal"):
             number = parse.plain_number if col.name in gated else parse.normalise_number
@@ -151,7 +152,8 @@ def stage_two(contract: Contract, *, gated: frozenset[str] = frozenset()) -> lis
         name = typed_col(col.name).meta.output_name()
         t = text_col(col.name)
         if col.type == "money":
-            plain, factor = plain_col(col.name), factor_col(currency_key(col))
+            plain = plain_col(col.name)
+            factor = parse.thousandths_per_minor_unit(exp_col(currency_key(col)))
             milli, fits = _milli_and_fits(plain, factor, checked=col.name in gated)
             out += [
                 fits.alias(fits_col(col.name).meta.output_name()),
@@ -165,6 +167,14 @@ def stage_two(contract: Contract, *, gated: frozenset[str] = frozenset()) -> lis
             out.append(
                 pl.when(t.str.contains(r"^-?\d{1,18}$"))
                 .then(t.cast(pl.Int64, strict=False))
+                .alias(name)
+            )
+        elif col.type == "bool" and col.name in gated:
+            # The gate has seen true or false in some case: the first letter tells which.
+            out.append(
+                pl.when(parse.blank(t))
+                .then(None)
+                .otherwise(t.str.starts_with("t") | t.str.starts_with("T"))
                 .alias(name)
             )
         elif col.type == "bool":

@@ -208,3 +208,16 @@ def test_lanes_agree_around_multiline_blank_and_ragged_records(
     assert {"ch_1", "ch_2", "ch_3", "ch_7", "ch_10", "ch_11", "ch_12", "ch_13"} <= valid_ids
     valid = pl.read_csv(fast.valid_path, infer_schema=False)  # type: ignore[arg-type]
     assert valid.filter(pl.col("id") == "ch_12")["description"].item() == "padded, with a comma"
+
+
+def test_scientific_notation_is_covered_only_for_patterns_that_start_with_a_letter() -> None:
+    from backfill.validate.gate import _starts_with_a_letter
+
+    for inner in ("(ch|py)_[A-Za-z0-9]+", "cus_[A-Za-z0-9]+", "(?:re|pyr)_[a-z]+"):
+        assert _starts_with_a_letter(inner), inner
+    for inner in (r"\d{1,19}", "(a|1)x", "(ch|py)?x", "[a-z]+", "a?1", "a|1", "(a|b)|1"):
+        assert not _starts_with_a_letter(inner), inner
+    ident = ColumnSpec(name="id", header="id", pattern="^ch_[a-z0-9]+$", no_scientific=True)
+    assert gate_part(ident, "plain")[1] == {"pattern", "excel_scientific"}  # type: ignore[index]
+    digits = ColumnSpec(name="m", header="m", pattern=r"^\d{8,15}$", no_scientific=True)
+    assert gate_part(digits, "plain")[1] == {"pattern"}  # type: ignore[index]
