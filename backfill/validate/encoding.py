@@ -13,8 +13,6 @@ import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
-
 __all__ = ["ByteFacts", "EncodingError", "scan_bytes", "transcode_to_utf8"]
 
 _CHUNK = 16 * 1024 * 1024
@@ -59,33 +57,6 @@ class ByteFacts:
         return "LF" if self.crlf == 0 else "mixed"
 
 
-def _newlines_before(path: Path, offset: int) -> int:
-    """Newline bytes in the first `offset` bytes of the file (only on the error path)."""
-    n = 0
-    with path.open("rb") as fh:
-        while offset > 0 and (chunk := fh.read(min(_CHUNK, offset))):
-            n += chunk.count(b"\n")
-            offset -= len(chunk)
-    return n
-
-
-def _count_newlines(path: Path, *, ends_with_newline: bool) -> int:
-    """Newline bytes in a file whose encoding keeps ASCII bytes (polars counts its lines: a
-    last line without a newline is a line too)."""
-    lines = pl.scan_csv(
-        path,
-        has_header=False,
-        separator="\x00",
-        quote_char=None,
-        schema={"line": pl.String},
-        encoding="utf8-lossy",
-        truncate_ragged_lines=True,
-        extra_columns="ignore",
-    )
-    n = int(lines.select(pl.len()).collect().item())
-    return n if ends_with_newline else n - 1
-
-
 def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
     """Read the file once in chunks: UTF-8 check, BOM, line-ending counts.
 
@@ -101,9 +72,6 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
     dec = codecs.getincrementaldecoder(check)(errors="strict")
     ascii_ok = codecs.lookup(check).name in _ASCII_SUPERSETS
     size = crlf = lf = 0
-    # Newlines are counted by polars afterwards (a vectorised line count, many times faster
-    # than bytes.count) when the encoding keeps ASCII bytes as they are; else here.
-    count_here = not ascii_ok
     bom = False
     last = b""
     prev_tail = b""
@@ -120,24 +88,20 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
                     dec.decode(chunk, final=False)
                 except UnicodeDecodeError as exc:
                     bad_off = size + exc.start
-                    before = lf if count_here else _newlines_before(path, size)
-                    bad_line = before + chunk.count(b"\n", 0, exc.start) + 1
+                    bad_line = lf + chunk.count(b"\n", 0, exc.start) + 1
                     if declared:
                         raise EncodingError(
                             f"{path}: not valid {declared} at byte {bad_off} (line {bad_line})"
                         ) from None
             if bad_off is not None and not declared:
                 seen.update(b for b in _CP1252_UNDEFINED if b in chunk)
-            if count_here:
-                lf += chunk.count(b"\n")
+            lf += chunk.count(b"\n")
             if b"\r" in chunk:  # a search, much faster than counting CRLF in a file of LFs
                 crlf += chunk.count(b"\r\n")
             crlf += prev_tail == b"\r" and chunk[:1] == b"\n"
             prev_tail = chunk[-1:]
             last = chunk[-1:]
             size += len(chunk)
-    if not count_here:
-        lf = _count_newlines(path, ends_with_newline=last == b"\n") if size else 0
     if bad_off is None:
         try:
             dec.decode(b"", final=True)
