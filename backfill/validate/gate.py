@@ -43,19 +43,19 @@ __all__ = ["SEP", "Gate", "build_gate", "gate_part", "line_pattern"]
 SEP = "\x1f"
 """ASCII unit separator: joins the gated cells (a cell holding it fails the gate, see above)."""
 
-_INT = r"-?\d{1,18}"
+_INT = r"-?[0-9]{1,18}"
 _NUMBER: dict[NumberLocale, str] = {
-    "plain": r"-?\d+(?:\.\d+)?",
-    "en": r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?",
-    "de": r"-?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?",
+    "plain": r"-?[0-9]+(?:\.[0-9]+)?",
+    "en": r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?",
+    "de": r"-?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]+)?",
 }
 _MONEY: dict[NumberLocale, str] = {
-    "plain": r"-?\d+(?:\.\d{1,3}0*)?",
-    "en": r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,3}0*)?",
-    "de": r"-?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d{1,3}0*)?",
+    "plain": r"-?[0-9]+(?:\.[0-9]{1,3}0*)?",
+    "en": r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]{1,3}0*)?",
+    "de": r"-?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]{1,3}0*)?",
 }
-_DATE_HM = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]) (?:[01]\d|2[0-3]):[0-5]\d"
-_SECONDS = r":[0-5]\d"
+_DATE_HM = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]) (?:[01][0-9]|2[0-3]):[0-5][0-9]"
+_SECONDS = r":[0-5][0-9]"
 CHEAP_DATETIME_FORMATS = frozenset({"ymd_hm", "ymd_hms"})
 """Datetime forms the gate checks (and values.py then parses without a regex)."""
 
@@ -104,6 +104,23 @@ def _positive_class_ok(content: str) -> bool:
     return not any(rx.match(ch) for ch in _FORBIDDEN)
 
 
+def _ascii_digits(content: str) -> str:
+    """A positive class body with `\\d` narrowed to `0-9`."""
+    out, i = [], 0
+    while i < len(content):
+        pair = content[i : i + 2]
+        if pair == "\\d":
+            out.append("0-9")
+            i += 2
+        elif pair.startswith("\\"):
+            out.append(pair)
+            i += 2
+        else:
+            out.append(content[i])
+            i += 1
+    return "".join(out)
+
+
 def _inner_of_anchored(pattern: str) -> str | None:
     """The body of a `^...$` pattern that is safe to embed between cell delimiters, else None.
 
@@ -124,7 +141,9 @@ def _inner_of_anchored(pattern: str) -> str | None:
             nxt = body[i + 1]
             if nxt in _UNSAFE_ESCAPES or nxt in _FORBIDDEN:
                 return None
-            out.append(body[i : i + 2])
+            # ASCII digits only: stricter than Unicode \d (so still safe), and a smaller,
+            # faster automaton.
+            out.append("[0-9]" if nxt == "d" else body[i : i + 2])
             i += 2
             continue
         quantifier = _QUANTIFIER.match(body, i)
@@ -146,7 +165,7 @@ def _inner_of_anchored(pattern: str) -> str | None:
                     return None
                 out.append(f"[^{_FORBIDDEN}{content}]")
             elif _positive_class_ok(content):
-                out.append(f"[{content}]")
+                out.append(f"[{_ascii_digits(content)}]")
             else:
                 return None
             i = j + 1

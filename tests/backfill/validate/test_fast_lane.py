@@ -84,7 +84,7 @@ def test_gate_embeds_anchored_patterns_and_refuses_unsafe_ones() -> None:
     assert _inner_of_anchored(r"^[^@\s]+@[^@\s]+\.[^@\s]+$") == (
         rf"[^{d}@\s]+@[^{d}@\s]+\.[^{d}@\s]+"
     )
-    assert _inner_of_anchored(r"^\d{1,19}$") == r"\d{1,19}"
+    assert _inner_of_anchored(r"^\d{1,19}$") == "[0-9]{1,19}"  # ASCII digits: stricter
     unsafe = ("^a.b$", "abc$", "^abc", r"^\D+$", "^(?i)abc$", "^a$|^b$", "^[a-z$", "^a,b$")
     unsafe += ("^[ -~]+$", r"^[\W]+$", "^[[:alpha:]]+$", r"^\x2c$", r"^a\"b$")
     for pattern in unsafe:
@@ -221,3 +221,19 @@ def test_scientific_notation_is_covered_only_for_patterns_that_start_with_a_lett
     assert gate_part(ident, "plain")[1] == {"pattern", "excel_scientific"}  # type: ignore[index]
     digits = ColumnSpec(name="m", header="m", pattern=r"^\d{8,15}$", no_scientific=True)
     assert gate_part(digits, "plain")[1] == {"pattern"}  # type: ignore[index]
+
+
+def test_non_ascii_digits_take_the_exact_lane_and_agree(tmp_path: Path) -> None:
+    header = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status,Card Last4\n"
+    rows = (
+        "ch_1,2026-01-05 10:00,10.00,0,usd,true,Paid,4242\n"
+        "ch_2,2026-01-05 10:00,\u0663\u0660.00,0,usd,true,Paid,4242\n"
+        "ch_3,\u0662026-01-05 10:00,12.00,0,usd,true,Paid,\u0664242\n"
+    )
+    p = write(tmp_path, "p.csv", header + rows)
+    (fast,) = run([p], tmp_path / "fast")
+    (exact,) = run([p], tmp_path / "exact", fast_lane=False)
+    assert fast.rows_valid == exact.rows_valid
+    assert fast.rejected_by_rule == exact.rejected_by_rule
+    assert fast.rejects_path.read_bytes() == exact.rejects_path.read_bytes()  # type: ignore[union-attr]
+    assert _sorted_lines(fast.valid_path) == _sorted_lines(exact.valid_path)
