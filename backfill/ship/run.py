@@ -40,6 +40,7 @@ from backfill.ship.manifest import ManifestEntry, manifest_document, upload_mani
 from backfill.ship.source import FileMeta, PreparedSource, prepare_source
 from backfill.ship.upload import (
     CHECKPOINT_BYTES,
+    CHECKPOINT_INTERVAL_S,
     OVERLAP_MIN_BYTES,
     ProgressFn,
     Verify,
@@ -84,6 +85,8 @@ class ShipOptions:
     gzip: bool = False
     max_attempts: int = 5
     checkpoint_bytes: int = CHECKPOINT_BYTES
+    checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S
+    """Journal writes at most this often (with `checkpoint_bytes`: whichever comes later)."""
     overlap_min_bytes: int = OVERLAP_MIN_BYTES
     """Files this large or larger are verified while written, on a second connection."""
     adapt_connections: bool = True
@@ -317,6 +320,7 @@ def _ship(
                     verify=opts.verify,
                     progress=progress,
                     checkpoint_bytes=opts.checkpoint_bytes,
+                    checkpoint_interval_s=opts.checkpoint_interval_s,
                     overlap_min_bytes=opts.overlap_min_bytes,
                     verify_holder=verify_holder,
                 )

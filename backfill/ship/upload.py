@@ -5,7 +5,8 @@ verified temporary file in the same directory:
 
 1. `.<name>.<token>.part` — a dot name ending in `.part`, which AEP's `*.csv`-style patterns
    never match — is written with pipelined requests of the server's preferred size
-   (pipeline.py); every `checkpoint_bytes` the acknowledged offset is recorded in the journal.
+   (pipeline.py); the acknowledged offset is recorded in the journal every `checkpoint_bytes`
+   but at most every `checkpoint_interval_s`.
 2. After a dropped connection (or a killed process) the same temporary file is resumed from
    min(its remote size, the confirmed offset), truncated there first.
 3. The remote size is compared; with `verify="sha256"` the file is read back (pipelined
@@ -25,6 +26,7 @@ import posixpath
 import queue
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +41,7 @@ from backfill.ship.source import PreparedSource
 
 __all__ = [
     "CHECKPOINT_BYTES",
+    "CHECKPOINT_INTERVAL_S",
     "LOCAL_CHUNK",
     "Delivered",
     "ProgressFn",
@@ -56,7 +59,11 @@ OVERLAP_MIN_BYTES = 16 << 20
 """Files at least this large are verified on a second connection while they are written
 (so up to 2 x `connections` connections are open); smaller ones are read back afterwards."""
 CHECKPOINT_BYTES = 8 << 20
-"""Record the acknowledged offset in the journal this often (costs one small file write)."""
+"""Record the acknowledged offset in the journal after this many more bytes..."""
+CHECKPOINT_INTERVAL_S = 0.5
+"""...but not more often than this: a journal write (JSON, then a rename over the old file,
+which ext4 flushes) stalls the upload loop; every 8 MiB at ~500 MB/s cost ~8 % of a 1 GB
+upload on loopback. A resume loses at most this long's worth of transfer."""
 
 ProgressFn = Callable[[str, int, int], None]
 """Called as `progress(remote_name, position, size)` while a file is written (the position
@@ -173,6 +180,7 @@ def deliver_once(
     verify: Verify,
     progress: ProgressFn | None = None,
     checkpoint_bytes: int = CHECKPOINT_BYTES,
+    checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
     overlap_min_bytes: int = OVERLAP_MIN_BYTES,
     verify_holder: ConnectionHolder | None = None,
 ) -> Delivered:
@@ -238,6 +246,7 @@ def deliver_once(
                 w = PipelinedWriter(
                     conn.sftp, f.handle, offset=offset, request_size=conn.request_size
                 )
+                last_checkpoint = time.monotonic()
                 if progress:
                     progress(src.remote_name, offset, src.size)
                 while True:
@@ -250,7 +259,11 @@ def deliver_once(
                         verifier.acked.publish(w.confirmed)
                     if progress:
                         progress(src.remote_name, w.offset, src.size)
-                    if w.confirmed - entry.confirmed >= checkpoint_bytes:
+                    if (
+                        w.confirmed - entry.confirmed >= checkpoint_bytes
+                        and time.monotonic() - last_checkpoint >= checkpoint_interval_s
+                    ):
+                        last_checkpoint = time.monotonic()
                         # the acknowledged prefix, recorded without stalling the pipe
                         entry.confirmed = w.confirmed
                         journal.put(key, entry)

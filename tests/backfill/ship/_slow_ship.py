@@ -21,7 +21,7 @@ def main(argv: list[str]) -> None:
         [Path(file)],
         spec,
         state_dir=Path(state),
-        options=ShipOptions(remote_dir=remote, checkpoint_bytes=1 << 20),
+        options=ShipOptions(remote_dir=remote, checkpoint_bytes=1 << 20, checkpoint_interval_s=0),
         progress=lambda name, pos, size: time.sleep(0.1),
     )
 

@@ -36,7 +36,10 @@ def test_connection_killed_mid_upload_resumes_byte_identical(
         spec,
         state_dir=tmp_path / "state",
         options=ShipOptions(
-            remote_dir=str(sshd.landing), checkpoint_bytes=MiB, backoff_base_s=0.05
+            remote_dir=str(sshd.landing),
+            checkpoint_bytes=MiB,
+            checkpoint_interval_s=0,
+            backoff_base_s=0.05,
         ),
         progress=kill_midway,
     )
@@ -68,7 +71,10 @@ def test_silent_connection_times_out_and_resumes(
             spec_for(sshd, timeout_s=1.0),
             state_dir=tmp_path / "state",
             options=ShipOptions(
-                remote_dir=str(sshd.landing), checkpoint_bytes=MiB, backoff_base_s=0.05
+                remote_dir=str(sshd.landing),
+                checkpoint_bytes=MiB,
+                checkpoint_interval_s=0,
+                backoff_base_s=0.05,
             ),
             progress=freeze_midway,
         )
@@ -130,7 +136,9 @@ def test_killed_process_resumes_from_recorded_progress(
         [src],
         spec_for(sshd),
         state_dir=state,
-        options=ShipOptions(remote_dir=str(sshd.landing), checkpoint_bytes=MiB),
+        options=ShipOptions(
+            remote_dir=str(sshd.landing), checkpoint_bytes=MiB, checkpoint_interval_s=0
+        ),
     )
     f = result.files[0]
     assert result.ok, result.asdict()

@@ -169,6 +169,47 @@ def test_parallel_files_over_several_connections(
     assert peak[0] >= 2  # more than one connection was busy at once
 
 
+@pytest.mark.parametrize(("interval_s", "most_puts"), [(0.0, None), (3600.0, 3)])
+def test_journal_checkpoints_are_spaced_in_time(
+    sshd: Sshd,
+    spec: ConnectSpec,
+    make_file: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    interval_s: float,
+    most_puts: int | None,
+) -> None:
+    from backfill.ship.journal import Journal
+
+    confirmed: list[int] = []
+    real_put = Journal.put
+
+    def counting_put(self: Journal, key: str, entry: object) -> None:
+        confirmed.append(entry.confirmed)  # type: ignore[attr-defined]
+        real_put(self, key, entry)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Journal, "put", counting_put)
+    src = make_file("ck.csv", 12 << 20)
+    result = ship(
+        [src],
+        spec,
+        state_dir=tmp_path / "s",
+        options=ShipOptions(
+            remote_dir=str(sshd.landing),
+            verify="size",
+            checkpoint_bytes=1 << 20,
+            checkpoint_interval_s=interval_s,
+        ),
+    )
+    assert result.ok, result.asdict()
+    midway = [c for c in confirmed if 0 < c < src.stat().st_size]
+    if most_puts is None:
+        assert len(midway) >= 3  # every MiB acknowledged while 64 requests are in flight
+    else:
+        # entry created, final offset, done: no write while the bytes flowed
+        assert len(confirmed) <= most_puts and not midway
+
+
 def test_short_round_trip_uses_one_connection(
     sshd: Sshd, spec: ConnectSpec, make_file: Callable[..., Path], tmp_path: Path
 ) -> None:
