@@ -3,9 +3,9 @@
 Traps this module exists for (issue 4): casting "29.905" to a 2-place decimal gives 29.90 even
 with strict=True, "1e3" casts to a decimal, `strptime` rolls 23:59:60 over to the next day and
 accepts "2024-1-5 1:2:3". So every value is matched against an exact pattern first: amounts
-must be plain numbers whose significant decimals fit the currency's exponent before they are
-cast (then the decimal cast is exact; see values.py), and every datetime field is range-checked
-before `strptime` sees it.
+must be plain numbers with at most three significant decimals before they are read (through a
+float, exactly: see values.py) and checked against the currency's exponent, and every datetime
+field is range-checked before `strptime` sees it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Typed values of contract columns, computed once per column in stages, and their output form.
 
+Stage 0 (`stage_lower`): lower-cased text of the columns compared or written in lower case.
 Stage 1 (`stage_one`): per currency column the lower-cased code and its exponent; per number
 column its plain text (locale separators removed; null when the text is not a number); per
 datetime column whether the text has a declared form and the parsed UTC instant. Stage 2
-(`stage_two`): scale of amounts and the typed values `__v_<name>` (null whenever the text is
+(`stage_two`): whether amounts fit their currency, and the typed values `__v_<name>` (null whenever the text is
 invalid, so cross-column rules need no re-checking). Rules read these columns instead of
-re-deriving them, so each string operation runs once per cell.
+re-deriving them, so each string operation runs once per cell. `with_values` applies the three.
+With `gated` columns (gate.py has checked their form) the fast lane reads them without regexes.
 
 The output conversions turn typed values into what the destination expects: integer minor
 units, Unix seconds (Stripe `created`), ISO 8601 UTC, lower-case codes, API enum values.
