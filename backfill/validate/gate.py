@@ -5,8 +5,8 @@ checking twenty short cells with twenty regexes costs far more than checking the
 once. The gate joins the trimmed text of the gated columns with `SEP` and matches it against one
 anchored pattern built from each column's own form:
 
-- a string column's contract `pattern` (error level, anchored with `^...$`, and free of
-  constructs that could match across a separator),
+- a string column's contract `pattern` (anchored with `^...$`, and free of constructs that
+  could match across a separator),
 - a money column: a number in the contract's locale with at most three significant decimals
   (every amount that passes then converts exactly through a float, see values.py),
 - a decimal column: a number in the locale; an int column: `-?\\d{1,18}`,
@@ -240,7 +240,8 @@ def _starts_with_a_letter(inner: str) -> bool:
 def gate_part(col: ColumnSpec, locale: NumberLocale) -> tuple[str, set[str]] | None:
     """The gate's sub-pattern for one column and the rules it covers, or None if not gated."""
     if col.type == "string":
-        if col.pattern and col.level == "error":
+        # Any level: a row failing a warning-level pattern takes the exact lane all the same.
+        if col.pattern:
             inner = _inner_of_anchored(col.pattern)
             if inner is not None:
                 rules = {"pattern"}
