@@ -187,7 +187,6 @@ def _prepare(
         src,
         len(header),
         ends_with_newline=facts.ends_with_newline,
-        newlines=facts.lf,
         line_gate=line_pattern(c, header, match.columns, locale) if opts.fast_lane else None,
     )
     res.status = "validated"

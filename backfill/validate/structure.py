@@ -96,7 +96,6 @@ def scan_structure(
     n_fields: int,
     *,
     ends_with_newline: bool,
-    newlines: int,
     line_gate: str | None = None,
 ) -> Structure:
     """Find every record's start line and field count; report the ones that do not fit.
@@ -111,7 +110,6 @@ def scan_structure(
         path: a UTF-8 CSV file.
         n_fields: number of header fields.
         ends_with_newline: whether the last byte is a newline (else the last line may be cut).
-        newlines: line ends in the file (from the bytes pass).
         line_gate: a pattern a plain, well-formed line matches (gate.line_pattern). Lines that
             match it are done with (exactly `n_fields` fields, an even number of quotes, not blank): quotes and
             separators are only counted on the others, and their records are the doubtful ones.
@@ -126,33 +124,50 @@ def scan_structure(
         .fill_null(0)
         + 1
     )
-    # One scan only: every scan of the same file in one query maps the file again (RSS).
-    lines = physical_lines(path).with_row_index("ln", offset=1)
-    if line_gate is not None:
-        lines = lines.filter(~line.str.contains(line_gate).fill_null(False))
-    found = lines.select(
-        pl.col("ln").cast(pl.Int64),
-        odd=q % 2 == 1,
-        fields=fields.cast(pl.Int64),
-        blank=line.is_null(),
-        text=line,
+    # One scan, in batches: each batch is counted (the number of lines, without the bytes
+    # pass having to count newlines) and only its lines that missed the gate (all of them
+    # without a gate) are looked at: quotes and separators are counted on those only.
+    keep = ~line.str.contains(line_gate).fill_null(False) if line_gate is not None else pl.lit(True)
+    batches = (
+        physical_lines(path)
+        .with_row_index("ln", offset=1)
+        .select(
+            pl.col("ln").cast(pl.Int64), keep.alias("keep"), pl.when(keep).then(line).alias("line")
+        )
+        .collect_batches(engine="streaming")
     )
+    n_lines = 0
+    kept: list[pl.DataFrame] = []
+    for batch in batches:
+        n_lines += batch.height
+        sub = batch.filter(pl.col("keep"))
+        if sub.height:
+            kept.append(
+                sub.select(
+                    "ln",
+                    odd=q % 2 == 1,
+                    fields=fields.cast(pl.Int64),
+                    blank=line.is_null(),
+                    # copied: a slice of the batch would keep the whole batch's text alive
+                    text=line + pl.lit(""),
+                )
+            )
+    schema = {
+        "ln": pl.Int64,
+        "odd": pl.Boolean,
+        "fields": pl.Int64,
+        "blank": pl.Boolean,
+        "text": pl.String,
+    }
+    found = pl.concat(kept) if kept else pl.DataFrame(schema=schema)
     odd_blank_or_ragged = pl.col("odd") | pl.col("blank") | (pl.col("fields") != n_fields)
-    if line_gate is None:
-        candidates = found.filter(odd_blank_or_ragged).collect(engine="streaming")
-        doubtful_lines = None
-    else:
-        # Every line that missed the gate (line numbers only); the text of the candidates.
-        found = found.with_columns(
-            text=pl.when(odd_blank_or_ragged).then(pl.col("text")), cand=odd_blank_or_ragged
-        ).collect(engine="streaming")
-        candidates = found.filter(pl.col("cand")).drop("cand")
-        doubtful_lines = found.select("ln")
+    candidates = found.filter(odd_blank_or_ragged)
+    doubtful_lines = found.select("ln") if line_gate is not None else None
     raw_text = dict(candidates.select("ln", "text").iter_rows())
     plain = candidates.filter(~pl.col("odd")).select("ln", "fields", "blank")
     quoted = candidates.filter(pl.col("odd")).select("ln", "odd", "fields")
-    # Physical lines as the reader sees them: one per line end, plus an unterminated last line.
-    n_lines = newlines + (0 if ends_with_newline else 1)
+    # n_lines: physical lines as the reader sees them (one per line end, plus an unterminated
+    # last line), counted above.
     if n_lines == 0:
         return Structure(n_records=0)
     odd = quoted.filter(pl.col("odd"))["ln"].cast(pl.Int64).to_list()

@@ -24,7 +24,8 @@ def test_multibyte_character_across_a_chunk_boundary_is_utf8(
     p.write_bytes("a,b\r\nxx\u00e9,yyyyyyyyyyy\r\nzz,w\n".encode())
     facts = scan_bytes(p)
     assert facts.encoding == "utf-8" and facts.first_bad_line is None
-    assert (facts.lf, facts.crlf, facts.line_endings) == (3, 2, "mixed")
+    # a chunk with an LF line end and no CR is not counted: mixed all the same
+    assert (facts.lf, facts.crlf, facts.line_endings) == (None, 2, "mixed")
 
 
 def test_bad_byte_in_a_late_ascii_looking_file_is_found(tmp_path: Path, small_chunks: None) -> None:
@@ -48,3 +49,16 @@ def test_crlf_split_by_a_chunk_boundary_is_counted_once(tmp_path: Path, small_ch
     p.write_bytes(b"a,b,cd\r\nxx,y,zzz\r\n")  # the first CR is byte 7, its LF byte 8
     facts = scan_bytes(p)
     assert (facts.lf, facts.crlf, facts.line_endings) == (2, 2, "CRLF")
+
+
+def test_newlines_are_counted_only_where_line_ends_need_telling_apart(
+    tmp_path: Path, small_chunks: None
+) -> None:
+    p = tmp_path / "e.csv"
+    p.write_bytes(b"a,b\n" + b"xxxxxxx,y\n" * 5)
+    facts = scan_bytes(p)
+    assert (facts.lf, facts.crlf, facts.line_endings) == (None, 0, "LF")
+    q = tmp_path / "f.csv"
+    q.write_bytes(b"a,b\r\n" + b"xxxxxx,y\r\n" * 5)
+    facts = scan_bytes(q)
+    assert (facts.lf, facts.crlf, facts.line_endings) == (6, 6, "CRLF")
