@@ -120,7 +120,8 @@ class SftpSettings(_Section):
     remote_root: str = "/landing"
     """Directory on the server the files are shipped into."""
     connections: int = Field(default=4, ge=1, le=64)
-    """Parallel connections (one file per connection at a time)."""
+    """Most connections used (one file per connection at a time); ship measures the round trip
+    and opens only as many as fill the link (1 on loopback)."""
     verify: Literal["sha256", "size"] = "sha256"
     """Check after upload: read back and compare sha256, or compare the size only."""
     gzip: bool = False
