@@ -17,6 +17,8 @@ Every input row ends up in exactly one of valid, rejects or excluded, and the co
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import time
@@ -32,7 +34,7 @@ from backfill.contracts import Contract, DetectionError, HeaderMatch, clean_head
 from backfill.contracts.model import NumberLocale
 from backfill.validate import parse, references, supersede
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
-from backfill.validate.gate import build_gate, line_pattern
+from backfill.validate.gate import build_gate, gate_inner, gate_part, line_pattern, whitespace_free
 from backfill.validate.result import FileResult, InvariantError, RunResult
 from backfill.validate.rules import (
     Check,
@@ -188,6 +190,9 @@ def _prepare(
         len(header),
         ends_with_newline=facts.ends_with_newline,
         line_gate=line_pattern(c, header, match.columns, locale) if opts.fast_lane else None,
+        first_cell_keys=(lambda e: _value_hash(e))
+        if opts.fast_lane and _identity_is_first_cell(c, match, locale)
+        else None,
     )
     res.status = "validated"
     res.passes["structure"] = time.perf_counter() - t0
@@ -219,6 +224,12 @@ def _frame(p: _Prepared, untrimmed: frozenset[str] = frozenset()) -> pl.LazyFram
             extra_columns="ignore",
             n_rows=rows,
         ).with_row_index("__rec")
+    return _named(p, lf, untrimmed)
+
+
+def _named(p: _Prepared, lf: pl.LazyFrame, untrimmed: frozenset[str] = frozenset()) -> pl.LazyFrame:
+    """Columns `c0`.. of `lf` under canonical names (contract columns trimmed unless in
+    `untrimmed`) and pass-through names; `__rec` kept."""
     sel: list[pl.Expr] = [pl.col("__rec").cast(pl.Int64)]
     # Contract columns are trimmed once here; pass-through columns are kept as they are.
     for col in p.contract.columns:
@@ -278,6 +289,54 @@ def _key(contract: Contract) -> pl.Expr:
     if contract.identity_mode == "coalesce":
         return pl.coalesce(parts).alias("__key")
     return pl.concat_str(parts, separator="\x1f").alias("__key")
+
+
+def _identity_is_first_cell(c: Contract, match: HeaderMatch, locale: NumberLocale) -> bool:
+    """The identity is the file's first cell whenever that cell is not empty, and the line gate
+    checks that cell's form (no quote, no comma, no edge whitespace): the structure pass can
+    then hash identities itself (`_line_duplicates`)."""
+    if c.unique or not c.identity or match.columns.get(c.identity[0]) != 0:
+        return False
+    if len(c.identity) > 1 and c.identity_mode != "coalesce":
+        return False
+    first = c.column(c.identity[0])
+    if first.type != "string" or not first.pattern or gate_part(first, locale) is None:
+        return False
+    inner = gate_inner(first.pattern)
+    return inner is not None and whitespace_free(inner)
+
+
+def _line_duplicates(files: list[_Prepared]) -> pl.Series:
+    """The duplicates pass without a read of its own: identities hashed by the structure pass
+    from the first cell of every line that matched the gate, and those of the doubtful records
+    (few) read from their text here, with the same trimming and key as the main pass."""
+    hashes: list[pl.Series] = []
+    for p in files:
+        st = p.structure
+        assert st.key_hashes is not None
+        hashes.append(st.key_hashes.alias("__h"))
+        if not st.doubtful_text:
+            continue
+        n = len(p.header)
+        rows = []
+        for _, text in st.doubtful_text:
+            cells = next(csv.reader(io.StringIO(text)), [])
+            rows.append((cells + [None] * n)[:n])
+        df = pl.DataFrame(
+            [[rec for rec, _ in st.doubtful_text], *zip(*rows, strict=True)],
+            schema={"__rec": pl.Int64, **{f"c{i}": pl.String for i in range(n)}},
+            orient="col",
+        ).with_columns(pl.col(pl.String).replace("", None))
+        got = (
+            _named(p, df.lazy())
+            .select(_key(p.contract))
+            .filter(pl.col("__key").is_not_null())
+            .select(__h=_key_hash())
+            .collect()
+        )
+        hashes.append(got["__h"])
+    counts = pl.concat(hashes).value_counts(name="n")
+    return counts.filter(pl.col("n") > 1)["__h"]
 
 
 def _duplicates(files: list[_Prepared]) -> tuple[pl.Series, dict[str, pl.Series]]:
@@ -855,7 +914,10 @@ def validate_files(
         by_kind.setdefault(p.contract.kind, []).append(p)
     for files in by_kind.values():
         t0 = time.perf_counter()
-        keys, values = _duplicates(files)
+        if all(p.structure.key_hashes is not None for p in files):
+            keys, values = _line_duplicates(files), {}
+        else:
+            keys, values = _duplicates(files)
         dt = (time.perf_counter() - t0) / len(files)
         for p in files:
             p.result.passes["duplicates"] = dt

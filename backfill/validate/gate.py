@@ -38,7 +38,15 @@ import polars as pl
 from backfill.contracts.model import ColumnSpec, Contract, NumberLocale
 from backfill.validate.rules import text_col
 
-__all__ = ["SEP", "Gate", "build_gate", "gate_part", "line_pattern"]
+__all__ = [
+    "SEP",
+    "Gate",
+    "build_gate",
+    "gate_inner",
+    "gate_part",
+    "line_pattern",
+    "whitespace_free",
+]
 
 SEP = "\x1f"
 """ASCII unit separator: joins the gated cells (a cell holding it fails the gate, see above)."""
@@ -343,3 +351,7 @@ def line_pattern(
         got = gate_part(contract.column(name), locale)
         parts.append(got[0] if got else _LINE_TEXT)
     return "^" + ",".join(parts) + "$"
+
+
+gate_inner = _inner_of_anchored
+whitespace_free = _whitespace_free

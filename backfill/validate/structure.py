@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ __all__ = [
     "scan_structure",
 ]
 
+_MAX_DOUBTFUL_KEYS = 20_000
 _LINE_SEP = "\x00"  # a separator that does not occur in CSV text: one column per physical line
 _QUOTED = r'"[^"]*"'
 
@@ -62,6 +64,11 @@ class Structure:
     unterminated_tail: bool = False
     """The last record opens a quote that never closes (the reader must stop before it)."""
     doubtful_recs: list[int] | None = None
+    key_hashes: pl.Series | None = None
+    """With `first_cell_keys`: the 64-bit hash of the first cell of every record whose line
+    matched the gate (the identity, when it is the first column)."""
+    doubtful_text: list[tuple[int, str]] = field(default_factory=list)
+    """With `first_cell_keys`: (record, text as read) of every doubtful record."""
     """Records whose line did not match the line gate (gate.line_pattern), when one was given:
     every other record is one plain line whose gated cells have their form."""
 
@@ -97,6 +104,7 @@ def scan_structure(
     *,
     ends_with_newline: bool,
     line_gate: str | None = None,
+    first_cell_keys: Callable[[pl.Expr], pl.Expr] | None = None,
 ) -> Structure:
     """Find every record's start line and field count; report the ones that do not fit.
 
@@ -113,6 +121,11 @@ def scan_structure(
         line_gate: a pattern a plain, well-formed line matches (gate.line_pattern). Lines that
             match it are done with (exactly `n_fields` fields, an even number of quotes, not blank): quotes and
             separators are only counted on the others, and their records are the doubtful ones.
+        first_cell_keys: with a line gate whose first part never matches a quote or a comma,
+            also hash (with this function: the main pass's) the first cell of every line that
+            matched it (the duplicates pass then
+            needs no read of its own, see engine.py); a line whose first cell is empty is
+            counted as doubtful.
     """
     line = pl.col("line")
     q = line.str.count_matches('"', literal=True).fill_null(0)
@@ -127,19 +140,30 @@ def scan_structure(
     # One scan, in batches: each batch is counted (the number of lines, without the bytes
     # pass having to count newlines) and only its lines that missed the gate (all of them
     # without a gate) are looked at: quotes and separators are counted on those only.
-    keep = ~line.str.contains(line_gate).fill_null(False) if line_gate is not None else pl.lit(True)
-    batches = (
-        physical_lines(path)
-        .with_row_index("ln", offset=1)
-        .select(
-            pl.col("ln").cast(pl.Int64), keep.alias("keep"), pl.when(keep).then(line).alias("line")
-        )
-        .collect_batches(engine="streaming")
+    missed = (
+        ~line.str.contains(line_gate).fill_null(False) if line_gate is not None else pl.lit(True)
+    )
+    with_keys = first_cell_keys is not None and line_gate is not None
+    # Each derived column in a with_columns of its own: the streaming select would evaluate
+    # a shared sub-expression (the gate regex) once per use.
+    frame = physical_lines(path).with_row_index("ln", offset=1).with_columns(keep=missed)
+    keep = pl.col("keep")
+    cols = [pl.col("ln").cast(pl.Int64), keep]
+    if with_keys:
+        frame = frame.with_columns(
+            __first=line.str.slice(0, line.str.find(",", literal=True))
+        ).with_columns(keep=keep | (pl.col("__first").str.len_bytes() == 0))
+        cols.append(pl.when(~keep).then(first_cell_keys(pl.col("__first"))).alias("key"))  # type: ignore[misc]
+    batches = frame.select(*cols, pl.when(keep).then(line).alias("line")).collect_batches(
+        engine="streaming"
     )
     n_lines = 0
     kept: list[pl.DataFrame] = []
+    hashes: list[pl.Series] = []
     for batch in batches:
         n_lines += batch.height
+        if with_keys:
+            hashes.append(batch["key"].drop_nulls())
         sub = batch.filter(pl.col("keep"))
         if sub.height:
             kept.append(
@@ -254,7 +278,29 @@ def scan_structure(
     st.problems.sort(key=lambda p: p.rec)
     if doubtful_lines is not None:
         st.doubtful_recs = _records_of_lines(doubtful_lines, spans)
+    # Many doubtful records (a file in the wrong locale, say): their identities would be read
+    # here one by one; the duplicates pass reads them faster.
+    if with_keys and len(st.doubtful_recs or []) <= max(_MAX_DOUBTFUL_KEYS, st.n_records // 100):
+        st.key_hashes = pl.concat(hashes) if hashes else pl.Series("key", [], pl.UInt64)
+        line_text = dict(found.select("ln", "text").iter_rows())
+        starts = {rec: ln for rec, ln, _ in st.multiline.iter_rows()}
+        for rec in st.doubtful_recs or []:
+            if rec >= st.readable_records:
+                continue
+            text = st.raw_multiline.get(rec) if rec in starts else None
+            if text is None:
+                text = line_text.get(_line_of(rec, spans), "") or ""
+            st.doubtful_text.append((rec, text))
     return st
+
+
+def _line_of(rec: int, spans: list[tuple[int, int]]) -> int:
+    """Start line of data record `rec` (the inverse of the record numbering above)."""
+    ln = rec + 2
+    for a, b in sorted(spans):
+        if a < ln:
+            ln += b - a
+    return ln
 
 
 def _records_of_lines(lines: pl.DataFrame, spans: list[tuple[int, int]]) -> list[int]:

@@ -237,3 +237,52 @@ def test_non_ascii_digits_take_the_exact_lane_and_agree(tmp_path: Path) -> None:
     assert fast.rejected_by_rule == exact.rejected_by_rule
     assert fast.rejects_path.read_bytes() == exact.rejects_path.read_bytes()  # type: ignore[union-attr]
     assert _sorted_lines(fast.valid_path) == _sorted_lines(exact.valid_path)
+
+
+def test_identities_hashed_from_the_lines_find_the_same_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backfill.validate import engine
+
+    header = (
+        "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status,"
+        "PaymentIntent ID,Description\n"
+    )
+    a = (
+        "ch_1,2026-01-05 10:00,10.00,0,usd,true,Paid,pi_1,first\n"
+        "ch_2,2026-01-05 10:00,11.00,0,usd,true,Paid,pi_2,\n"
+        ",2026-01-05 10:00,12.00,0,usd,true,Paid,pi_9,no charge id\n"
+        'ch_4,2026-01-05 10:00,13.00,0,usd,true,Paid,pi_4,"quoted, text"\n'
+    )
+    b = (
+        '"ch_1",2026-01-05 10:00,10.00,0,usd,true,Paid,pi_1,first\n'  # same row, quoted id
+        " ch_2 ,2026-01-05 10:00,99.00,0,usd,true,Paid,pi_2,\n"  # same id, other content
+        ",2026-01-05 10:00,12.00,0,usd,true,Paid,pi_9,no charge id\n"  # same PaymentIntent
+        'ch_5,2026-01-05 10:00,14.00,0,usd,true,Paid,pi_5,"multi\nline"\n'
+        'ch_4,2026-01-05 10:00,13.00,0,usd,true,Paid,pi_4,"quoted, text"\n'
+    )
+    pa, pb = write(tmp_path, "a.csv", header + a), write(tmp_path, "b.csv", header + b)
+    contracts = load_contracts()
+    contract = contracts["stripe_payments"]
+    matched = engine.detect(contracts, header.strip().split(","), None)[0]
+    assert engine._identity_is_first_cell(contract, matched, "plain")
+    exact = run([pa, pb], tmp_path / "exact", fast_lane=False)
+
+    def no_read(files: object) -> None:
+        raise AssertionError("the duplicates pass read the files")
+
+    monkeypatch.setattr(engine, "_duplicates", no_read)
+    fast = run([pa, pb], tmp_path / "fast")
+    for f, e in zip(fast, exact, strict=True):
+        assert (f.rows_valid, f.rejected_by_rule, f.excluded, f.duplicates) == (
+            e.rows_valid,
+            e.rejected_by_rule,
+            e.excluded,
+            e.duplicates,
+        )
+        assert f.rejects_path.read_bytes() == e.rejects_path.read_bytes()  # type: ignore[union-attr]
+        assert f.excluded_path.read_bytes() == e.excluded_path.read_bytes()  # type: ignore[union-attr]
+        assert _sorted_lines(f.valid_path) == _sorted_lines(e.valid_path)
+    fa, fb = fast
+    assert fb.excluded == {"exact_duplicate": 3}  # ch_1 (quoted), the pi_9 row, ch_4
+    assert fa.rejected_by_rule == {"duplicate_id": 1} and fb.rejected_by_rule == {"duplicate_id": 1}
