@@ -266,7 +266,7 @@ def rule_maximum(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_three_decimal(env: ColumnEnv, col: ColumnSpec) -> Check:
     """Three-decimal currencies: Stripe needs the last minor digit to be 0."""
-    failed = (exp_col(_ckey(col)) == 3) & (typed_col(col.name) % 10 != 0)
+    failed = (exp_col(_ckey(col)) == 3) & ~parse.multiple_of(typed_col(col.name), 10)
     return _check(
         env,
         col,
@@ -279,7 +279,7 @@ def rule_three_decimal(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_isk_whole(env: ColumnEnv, col: ColumnSpec) -> Check:
     """ISK amounts must be whole krónur."""
-    failed = (cur_col(_ckey(col)) == ISK_WHOLE_UNITS) & (typed_col(col.name) % 100 != 0)
+    failed = (cur_col(_ckey(col)) == ISK_WHOLE_UNITS) & ~parse.multiple_of(typed_col(col.name), 100)
     return _check(
         env,
         col,

@@ -140,7 +140,7 @@ def _milli_and_fits(
     """
     x = plain.cast(pl.Float64, strict=False)
     milli = pl.when(x.abs() < MAX_MAJOR).then((x * 1000).round().cast(pl.Int64, strict=False))
-    fits = milli.is_null() | (milli % factor == 0)
+    fits = milli.is_null() | parse.multiple_of(milli, factor)
     if not checked:  # `checked`: the gate has seen at most three significant decimals
         fits = plain.str.contains(_SIG3) & fits
     return milli, fits

@@ -117,3 +117,16 @@ def test_parse_helpers_directly() -> None:
     )
     assert got["en"].to_list() == ["1234.50", "1234", None]
     assert got["de"].to_list() == [None, "1234", "1234.50"]
+
+
+def test_multiple_of_agrees_with_integer_modulo() -> None:
+    import random
+
+    rng = random.Random(4)
+    values = [0, 10, 15, -20, -25, 10**15, 10**15 - 1, -(10**15) + 10, 999_999_999_999_990]
+    values += [rng.randint(-(10**15), 10**15) for _ in range(50_000)]
+    values += [rng.randint(-(10**6), 10**6) * 1000 for _ in range(10_000)]
+    df = pl.DataFrame({"v": values}, schema={"v": pl.Int64})
+    for k in (1, 10, 100, 1000):
+        got = df.select(parse.multiple_of(pl.col("v"), k)).to_series().to_list()
+        assert got == [v % k == 0 for v in values], k
