@@ -14,7 +14,7 @@ On a 200k-row slice of the same file it compares the validator with pandera (pol
 on an eager DataFrame, the only way it checks values) and frictionless, given equivalent checks
 (patterns for ids, money and datetimes, enums, currency codes, booleans).
 
-Run: `.venv/bin/python bench/validate/run.py` (needs `pip install -e .[bench]`). Generated data
+Run: `.venv/bin/python bench/validate/run.py [--repeat 3]` (needs `pip install -e .[bench]`). Generated data
 goes to bench/data/ (gitignored); `--keep` keeps it, otherwise big files are deleted at the end.
 """
 
@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,6 +213,13 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument("--skip-tools", action="store_true", help="skip pandera and frictionless")
     ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every measurement this many times, interleaved; print the median time and the "
+        "highest peak RSS (the 2 cores are shared: single runs move by 10-20 %%)",
+    )
+    ap.add_argument(
         "--slice-only",
         action="store_true",
         help="only the 200k-row comparison with pandera and frictionless",
@@ -236,11 +244,14 @@ def main() -> None:
     head(big, sl, args.slice)
     size = big.stat().st_size
     print(f"\n== {big.name}: {size / 1e9:.2f} GB, {args.rows:,} rows ==")
-    read = child(READ, path=str(big))
+    read, copy, val = interleaved(
+        args.repeat,
+        lambda: child(READ, path=str(big)),
+        lambda: child(COPY, path=str(big), out=str(args.data / "copy.csv")),
+        lambda: child(VALIDATE, path=str(big), out=str(out)),
+    )
     print(line("bare scan_csv().collect()", read, size, args.rows))
-    copy = child(COPY, path=str(big), out=str(args.data / "copy.csv"))
     print(line("scan_csv().sink_csv() copy", copy, size, args.rows))
-    val = child(VALIDATE, path=str(big), out=str(out))
     print(line("validate", val, size, args.rows, copy))
     print(
         f"{'':34s} {val['seconds'] / read['seconds']:.2f}x the bare read; passes: "
@@ -250,7 +261,7 @@ def main() -> None:
         f"{'':34s} rows read {val['rows']:,} = valid {val['valid']:,} + rejected {val['rejected']:,} + excluded {val['excluded']}"
     )
     ssize = small.stat().st_size
-    sval = child(VALIDATE, path=str(small), out=str(out))
+    (sval,) = interleaved(args.repeat, lambda: child(VALIDATE, path=str(small), out=str(out)))
     print("\n== peak RSS vs input size ==")
     print(
         line(
@@ -266,6 +277,21 @@ def main() -> None:
     _cleanup(args, [big, small, sl, args.data / "copy.csv"], out)
 
 
+def interleaved(n: int, *measure: Callable[[], dict]) -> list[dict]:
+    """Run each measurement `n` times, one after the other in turn; per measurement the run
+    with the median time, with the highest peak RSS of all its runs."""
+    runs: list[list[dict]] = [[] for _ in measure]
+    for _ in range(max(n, 1)):
+        for got, m in zip(runs, measure, strict=True):
+            got.append(m())
+    out = []
+    for got in runs:
+        med = dict(sorted(got, key=lambda r: r["seconds"])[len(got) // 2])
+        med["rss_mb"] = max(r["rss_mb"] for r in got)
+        out.append(med)
+    return out
+
+
 def _tools(args: argparse.Namespace, sl: Path, out: Path) -> None:
     """The validator, pandera and frictionless on the same slice."""
     from backfill.contracts.currencies import KNOWN_CURRENCIES
@@ -273,15 +299,18 @@ def _tools(args: argparse.Namespace, sl: Path, out: Path) -> None:
     cur = sorted(KNOWN_CURRENCIES)
     slsize = sl.stat().st_size
     print(f"\n== {sl.name}: {slsize / 1e6:.0f} MB, {args.slice:,} rows ==")
-    v = child(VALIDATE, path=str(sl), out=str(out))
+    # frictionless refuses absolute paths ("unsafe") unless trusted: give it one relative to ROOT.
+    v, pa, fr = interleaved(
+        args.repeat,
+        lambda: child(VALIDATE, path=str(sl), out=str(out)),
+        lambda: child(PANDERA, path=str(sl), currencies=cur, out=str(out / "pandera.valid.csv")),
+        lambda: child(FRICTIONLESS, path=str(sl.resolve().relative_to(ROOT)), currencies=cur),
+    )
     print(line("validate (checks + writes outputs)", v, slsize, args.slice))
-    pa = child(PANDERA, path=str(sl), currencies=cur, out=str(out / "pandera.valid.csv"))
     print(
         line("pandera (polars, drop+write valid)", pa, slsize, args.slice)
         + f"  -> validate is {pa['seconds'] / v['seconds']:.2f}x as fast, {v['rss_mb'] / pa['rss_mb']:.2f}x its RSS"
     )
-    # frictionless refuses absolute paths ("unsafe") unless trusted: give it one relative to ROOT.
-    fr = child(FRICTIONLESS, path=str(sl.resolve().relative_to(ROOT)), currencies=cur)
     if not fr.get("rows"):
         raise RuntimeError(f"frictionless did not read the file: {fr}")
     print(
