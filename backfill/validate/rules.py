@@ -470,7 +470,10 @@ def lowered_columns(contract: Contract, *, gated: frozenset[str] = frozenset()) 
     }
     names |= {c.currency for c in contract.columns if c.currency}
     names |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
-    names |= {w.column for r in contract.rules for w in r.when}
+    # (`_when` reads a bool column's typed value, not its text)
+    names |= {
+        w.column for r in contract.rules for w in r.when if contract.column(w.column).type != "bool"
+    }
     names |= {e.column for e in contract.exclude}
     names |= {c for u in contract.unique if u.case_insensitive for c in u.columns}
     return [c.name for c in contract.columns if c.name in names]
