@@ -7,9 +7,10 @@ anchored pattern built from each column's own form:
 
 - a string column's contract `pattern` (anchored with `^...$`, and free of constructs that
   could match across a separator),
-- a money column: a number in the contract's locale with at most three significant decimals
-  (every amount that passes then converts exactly through a float, see values.py),
-- a decimal column: a number in the locale; an int column: `-?\\d{1,18}`,
+- a money column: a number without thousands separators with at most three significant
+  decimals (every amount that passes then converts exactly through a float, see values.py);
+  not for the `de` locale, whose decimal comma is a CSV delimiter,
+- a decimal column: such a number with any decimals; an int column: `-?\\d{1,18}`,
 - a datetime column declared as `ymd_hm` and/or `ymd_hms`: the form with every field in range.
 
 - a bool column: true/false in any case; a string column with an enum (ASCII values): one of
@@ -52,16 +53,12 @@ SEP = "\x1f"
 """ASCII unit separator: joins the gated cells (a cell holding it fails the gate, see above)."""
 
 _INT = r"-?[0-9]{1,18}"
-_NUMBER: dict[NumberLocale, str] = {
-    "plain": r"-?[0-9]+(?:\.[0-9]+)?",
-    "en": r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?",
-    "de": r"-?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]+)?",
-}
-_MONEY: dict[NumberLocale, str] = {
-    "plain": r"-?[0-9]+(?:\.[0-9]{1,3}0*)?",
-    "en": r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]{1,3}0*)?",
-    "de": r"-?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]{1,3}0*)?",
-}
+# Numbers without thousands separators, "." for decimals: the form both the `plain` and the
+# `en` locale accept (an `en` amount with separators is quoted in a CSV line, and takes the
+# exact lane). No part for `de`: its decimal comma would need quoting too.
+_NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
+_MONEY = r"-?[0-9]+(?:\.[0-9]{1,3}0*)?"
+_GATED_LOCALES = frozenset({"plain", "en"})
 _DATE_HM = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]) (?:[01][0-9]|2[0-3]):[0-5][0-9]"
 _SECONDS = r":[0-5][0-9]"
 CHEAP_DATETIME_FORMATS = frozenset({"ymd_hm", "ymd_hms"})
@@ -265,10 +262,12 @@ def gate_part(col: ColumnSpec, locale: NumberLocale) -> tuple[str, set[str]] | N
         return None
     if col.type == "bool":
         return "(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])?", {"bool_format"}
+    if col.type in ("money", "decimal") and locale not in _GATED_LOCALES:
+        return None
     if col.type == "money":
-        return f"(?:{_MONEY[locale]})?", {"number_format"}
+        return f"(?:{_MONEY})?", {"number_format"}
     if col.type == "decimal":
-        return f"(?:{_NUMBER[locale]})?", {"number_format"}
+        return f"(?:{_NUMBER})?", {"number_format"}
     if col.type == "int":
         return f"(?:{_INT})?", {"int_format"}
     if col.type == "datetime" and col.formats and set(col.formats) <= CHEAP_DATETIME_FORMATS:

@@ -100,8 +100,10 @@ def test_gate_parts_per_type() -> None:
         assert rx.match(ok), ok
     for bad in ("1e3", "12.3456", "1,000.00", "+5", ".5", "5.", " 5", "5.-1", "--5"):
         assert not rx.match(bad), bad
-    de = re.compile(f"^{gate_part(money, 'de')[0]}$")  # type: ignore[index]
-    assert de.match("1.234,50") and de.match("1234,5") and not de.match("1,234.50")
+    # No part may hold a comma: it would let a cell swallow a CSV delimiter.
+    assert gate_part(money, "de") is None
+    en = re.compile(f"^{gate_part(money, 'en')[0]}$")  # type: ignore[index]
+    assert en.match("1234.50") and not en.match("1,234.50")
     dt = ColumnSpec(name="d", header="D", type="datetime", formats=("ymd_hm", "ymd_hms"))
     part, _ = gate_part(dt, "plain")  # type: ignore[misc]
     rx = re.compile(f"^{part}$")
@@ -286,3 +288,34 @@ def test_identities_hashed_from_the_lines_find_the_same_duplicates(
     fa, fb = fast
     assert fb.excluded == {"exact_duplicate": 3}  # ch_1 (quoted), the pi_9 row, ch_4
     assert fa.rejected_by_rule == {"duplicate_id": 1} and fb.rejected_by_rule == {"duplicate_id": 1}
+
+
+@pytest.mark.parametrize(
+    ("locale", "rows"),
+    [
+        (
+            "en",
+            "ch_1,2026-01-05 10:00,1234.50,0,usd,true,Paid\n"
+            'ch_2,2026-01-05 10:00,"1,234.50",0,usd,true,Paid\n'
+            "ch_3,2026-01-05 10:00,1,234.50,0,usd,true,Paid\n",  # unquoted: one field too many
+        ),
+        (
+            "de",
+            'ch_1,2026-01-05 10:00,"1234,50",0,usd,true,Paid\n'
+            'ch_2,2026-01-05 10:00,"1.234,50",0,usd,true,Paid\n'
+            "ch_3,2026-01-05 10:00,1234,50,0,usd,true,Paid\n",  # unquoted: one field too many
+        ),
+    ],
+)
+def test_locales_with_separators_agree_and_keep_field_counts(
+    tmp_path: Path, locale: str, rows: str
+) -> None:
+    header = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status\n"
+    p = write(tmp_path, "p.csv", header + rows)
+    (fast,) = run([p], tmp_path / "fast", locale=locale)
+    (exact,) = run([p], tmp_path / "exact", locale=locale, fast_lane=False)
+    assert fast.rows_valid == exact.rows_valid == 2
+    assert fast.rejected_by_rule == exact.rejected_by_rule == {"field_count": 1}
+    assert _sorted_lines(fast.valid_path) == _sorted_lines(exact.valid_path)
+    valid = pl.read_csv(fast.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    assert valid["amount"].to_list() == ["123450", "123450"]
