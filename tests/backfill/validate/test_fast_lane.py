@@ -319,3 +319,16 @@ def test_locales_with_separators_agree_and_keep_field_counts(
     assert _sorted_lines(fast.valid_path) == _sorted_lines(exact.valid_path)
     valid = pl.read_csv(fast.valid_path, infer_schema=False)  # type: ignore[arg-type]
     assert valid["amount"].to_list() == ["123450", "123450"]
+
+
+@pytest.mark.parametrize("locale", ["plain", "en", "de"])
+def test_no_gate_part_of_a_shipped_contract_swallows_a_delimiter(locale: str) -> None:
+    samples = ["1,234.50", "1234,50", "a,b", "ch_1,ch_2", '"x"', 'a"b', "2026-01-05 10:00,00"]
+    for kind, contract in load_contracts().items():
+        for col in contract.columns:
+            got = gate_part(col, locale)  # type: ignore[arg-type]
+            if got is None:
+                continue
+            rx = re.compile(f"^{got[0]}$")
+            for s in samples:
+                assert not rx.match(s), (kind, col.name, s)
