@@ -452,16 +452,18 @@ def _main_pass(
 
     Two lanes, one read of the file:
 
-    - fast lane, every row: the gate (gate.py: one regex over the row for the text-form rules)
-      and the other rules on values computed the cheap way the gate allows. A row that passes
-      all of them, is not excluded, has no warning and no duplicate identity is written to the
-      valid file directly.
-    - exact lane, the other rows (few): the full evaluation (`_exact_lane`) on the text as read;
+    - fast lane, every row: not doubtful (the structure pass ran the gate, gate.py, on its raw
+      line; without a line gate, the same gate runs on the joined cells here), and none of the
+      rules the gate does not cover fails on values computed the cheap way the gate allows. A
+      row that is also not excluded, has no warning and no duplicate identity is written to
+      the valid file directly; the others are written out as text.
+    - exact lane, those rows (few), in a second query: the full evaluation (`_exact_lane`);
       its rows go to one rare-row file, split afterwards (`_split_rare`). Rows it finds valid
       after all (a gate false alarm, or a warning only) are appended to the valid file.
 
-    `dup_keys` are the hashes of identities seen more than once (from `_duplicates`): rows with
-    such an identity go to the pending set, resolved exactly afterwards.
+    `dup_keys` are the hashes of identities seen more than once (`_duplicates` or
+    `_line_duplicates`): rows with such an identity go to the pending set, resolved exactly
+    afterwards. `fast_lane=False` sends every row to the exact lane.
     """
     c = p.contract
     p.env = replace(p.env, duplicated=dup_values)
