@@ -1,15 +1,20 @@
 """Validate CSV exports against their contracts: the passes, in order, for a set of files.
 
 1. structure: bytes (encoding, BOM, line ends) then records (field counts, cut-off tail,
-   multi-line records), before any value is read; the header is matched to a contract.
-2. duplicates: per kind, across all files of that kind, only the identity columns are read and
-   only the identities seen more than once are kept (small). Doing this inside the main query
-   (`is_duplicated()`) would make polars hold the whole file.
-3. rules: one streaming query per file evaluates every rule, splits rows into valid / rejected /
-   excluded / pending-duplicate and writes them (collect_all over several sinks shares the scan).
-   Pending duplicates (few) are then resolved in memory: exact copies are excluded, older
-   versions superseded by a newer one (contract `newest_by`, supersede.py) are excluded,
-   conflicting ones rejected, and the survivors appended to the valid file.
+   multi-line records), before any value is read; the header is matched to a contract. The
+   line gate (gate.py) runs on every raw line here: the records whose line misses it are the
+   doubtful ones.
+2. duplicates: per kind, across all files of that kind, only the identities are read and only
+   those seen more than once are kept (small): hashed from the raw lines by the structure pass
+   when the identity is the first cell (`_line_duplicates`), else in a read of their own
+   (`_duplicates`). Doing this inside the main query (`is_duplicated()`) would make polars
+   hold the whole file.
+3. rules: per file, a fast lane writes the rows nothing is doubtful about, and an exact lane
+   evaluates every rule on the others (`_main_pass`), splitting them into valid / rejected /
+   excluded / pending-duplicate. Pending duplicates (few) are then resolved in memory: exact
+   copies are excluded, older versions superseded by a newer one (contract `newest_by`,
+   supersede.py) are excluded, conflicting ones rejected, and the survivors appended to the
+   valid file.
 4. references: once every file of every kind is done, the cross-file rules (references.py).
 
 Every input row ends up in exactly one of valid, rejects or excluded, and the counts are checked.
