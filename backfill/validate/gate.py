@@ -1,9 +1,11 @@
-"""The fast gate: one regex per row that stands in for the text-form rules of every column.
+"""The fast gate: one regex that stands in for the text-form rules of every column of a row.
 
 Matching a regex costs a few hundred instructions per call whatever the length of the text, so
-checking twenty short cells with twenty regexes costs far more than checking their concatenation
-once. The gate joins the trimmed text of the gated columns with `SEP` and matches it against one
-anchored pattern built from each column's own form:
+checking twenty short cells with twenty regexes costs far more than checking a whole row once.
+The gate is one anchored pattern built from each column's own form, in two shapes: over a raw
+CSV line (`line_pattern`: the parts at their header positions joined by commas; the structure
+pass runs it on every line), or over the row's cells joined by `SEP` (`Gate.ok`, used when a
+file gets no line gate). The parts:
 
 - a string column's contract `pattern` (anchored with `^...$`, and free of constructs that
   could match across a separator),
@@ -11,10 +13,10 @@ anchored pattern built from each column's own form:
   decimals (every amount that passes then converts exactly through a float, see values.py);
   not for the `de` locale, whose decimal comma is a CSV delimiter,
 - a decimal column: such a number with any decimals; an int column: `-?\\d{1,18}`,
-- a datetime column declared as `ymd_hm` and/or `ymd_hms`: the form with every field in range.
-
+- a datetime column declared as `ymd_hm` and/or `ymd_hms`: the form with every field in range,
 - a bool column: true/false in any case; a string column with an enum (ASCII values): one of
-  them (in any case when the column is case-insensitive),
+  them (in any ASCII case when the column is case-insensitive: `(?i-u)`, since Unicode case
+  folding would also match the Kelvin sign for k or a long s for s, which the rule rejects),
 - any other column: text without whitespace at either end.
 
 Each part also accepts an empty cell (emptiness is the business of `required_value`). Apart
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 SEP = "\x1f"
-"""ASCII unit separator: joins the gated cells (a cell holding it fails the gate, see above)."""
+"""ASCII unit separator: joins the cells for `Gate.ok` (a cell holding it fails the gate)."""
 
 _INT = r"-?[0-9]{1,18}"
 # Numbers without thousands separators, "." for decimals: the form both the `plain` and the
@@ -255,7 +257,7 @@ def gate_part(col: ColumnSpec, locale: NumberLocale) -> tuple[str, set[str]] | N
                 return f"(?:{inner})?", rules
             return None
         if col.enum and not col.pattern and all(v.isascii() and v for v in col.enum):
-            flag = "?i:" if col.case_insensitive else "?:"
+            flag = "?i-u:" if col.case_insensitive else "?:"
             values = "|".join(_literal(v) for v in col.enum)
             if not any(v != v.strip() for v in col.enum):
                 return f"({flag}{values})?", {"enum"}

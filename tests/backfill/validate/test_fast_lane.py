@@ -329,6 +329,26 @@ def test_no_gate_part_of_a_shipped_contract_swallows_a_delimiter(locale: str) ->
             got = gate_part(col, locale)  # type: ignore[arg-type]
             if got is None:
                 continue
-            rx = re.compile(f"^{got[0]}$")
+            rx = re.compile(f"^{got[0]}$".replace("(?i-u:", "(?i:"))  # Python has no -u
             for s in samples:
                 assert not rx.match(s), (kind, col.name, s)
+
+
+def test_case_insensitive_enums_fold_ascii_only(tmp_path: Path) -> None:
+    header = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status\n"
+    rows = (
+        "ch_1,2026-01-05 10:00,10.00,0,usd,true,paid\n"
+        "ch_2,2026-01-05 10:00,10.00,0,usd,true,PAID\n"
+        "ch_3,2026-01-05 10:00,10.00,0,usd,true,Pending\n"
+    )
+    p = write(tmp_path, "p.csv", header + rows)
+    (fast,) = run([p], tmp_path / "fast")
+    (exact,) = run([p], tmp_path / "exact", fast_lane=False)
+    assert fast.warnings_by_rule == exact.warnings_by_rule == {}
+    assert _sorted_lines(fast.valid_path) == _sorted_lines(exact.valid_path)
+    # Unicode case folding would let the Kelvin sign stand for k and a long s for s, which
+    # the rule (lower-casing) rejects: the gate must not accept them.
+    col = ColumnSpec(name="e", header="E", enum=("Kept", "Yes"), case_insensitive=True)
+    part = gate_part(col, "plain")[0]  # type: ignore[index]
+    got = pl.Series(["kept", "KEPT", "\u212aept", "ye\u017f"]).str.contains(f"^{part}$")
+    assert got.to_list() == [True, True, False, False]
