@@ -39,7 +39,13 @@ from backfill.contracts import Contract, DetectionError, HeaderMatch, clean_head
 from backfill.contracts.model import NumberLocale
 from backfill.validate import parse, references, supersede
 from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
-from backfill.validate.gate import build_gate, gate_inner, gate_part, line_pattern, whitespace_free
+from backfill.validate.gate import (
+    build_gate,
+    gate_part,
+    line_pattern,
+    pattern_body,
+    whitespace_free,
+)
 from backfill.validate.result import FileResult, InvariantError, RunResult
 from backfill.validate.rules import (
     Check,
@@ -60,7 +66,6 @@ from backfill.validate.values import output_value, with_values
 __all__ = ["DEFAULT_MAX_REJECT_RATE", "ValidateOptions", "validate_files"]
 
 DEFAULT_MAX_REJECT_RATE = 0.05
-_REJECT_COLS = ["line", "column", "rule", "message", "value", "raw_line"]
 # Outcome of a row in the main pass (a small integer: cheaper to compare than text).
 _VALID, _REJECTED, _EXCLUDED, _PENDING = 0, 1, 2, 3
 
@@ -307,7 +312,7 @@ def _identity_is_first_cell(c: Contract, match: HeaderMatch, locale: NumberLocal
     first = c.column(c.identity[0])
     if first.type != "string" or not first.pattern or gate_part(first, locale) is None:
         return False
-    inner = gate_inner(first.pattern)
+    inner = pattern_body(first.pattern)
     return inner is not None and whitespace_free(inner)
 
 

@@ -45,9 +45,9 @@ __all__ = [
     "SEP",
     "Gate",
     "build_gate",
-    "gate_inner",
     "gate_part",
     "line_pattern",
+    "pattern_body",
     "whitespace_free",
 ]
 
@@ -128,7 +128,7 @@ def _ascii_digits(content: str) -> str:
     return "".join(out)
 
 
-def _inner_of_anchored(pattern: str) -> str | None:
+def pattern_body(pattern: str) -> str | None:
     """The body of a `^...$` pattern that is safe to embed between cell delimiters, else None.
 
     Safe: anchored exactly at both ends and nowhere else, no inline flags, nothing that could
@@ -193,8 +193,8 @@ _TRIMMED_TEXT = rf"(?:[^\s{_FORBIDDEN}](?:[^{_FORBIDDEN}]*[^\s{_FORBIDDEN}])?)?"
 """Any text without whitespace at either end (what trimming would leave unchanged)."""
 
 
-def _whitespace_free(inner: str) -> bool:
-    """True when a pattern body (from `_inner_of_anchored`) can never match whitespace: no
+def whitespace_free(inner: str) -> bool:
+    """True when a pattern body (from `pattern_body`) can never match whitespace: no
     space, no escape that may stand for whitespace, and every negated class excludes `\\s`."""
     i, in_class, negated, has_s = 0, False, False, False
     while i < len(inner):
@@ -249,7 +249,7 @@ def gate_part(col: ColumnSpec, locale: NumberLocale) -> tuple[str, set[str]] | N
     if col.type == "string":
         # Any level: a row failing a warning-level pattern takes the exact lane all the same.
         if col.pattern:
-            inner = _inner_of_anchored(col.pattern)
+            inner = pattern_body(col.pattern)
             if inner is not None:
                 rules = {"pattern"}
                 if col.no_scientific and _starts_with_a_letter(inner):
@@ -301,8 +301,8 @@ def build_gate(contract: Contract, locale: NumberLocale, label: dict[str, str]) 
         else:
             part, rules = got
             columns.add(col.name)
-            inner = _inner_of_anchored(col.pattern) if "pattern" in rules else None
-            if inner is None or _whitespace_free(inner):
+            inner = pattern_body(col.pattern) if "pattern" in rules else None
+            if inner is None or whitespace_free(inner):
                 trimmed.add(col.name)
         parts.append(part)
         cells.append(text_col(col.name).fill_null(""))
@@ -352,7 +352,3 @@ def line_pattern(
         got = gate_part(contract.column(name), locale)
         parts.append(got[0] if got else _LINE_TEXT)
     return "^" + ",".join(parts) + "$"
-
-
-gate_inner = _inner_of_anchored
-whitespace_free = _whitespace_free

@@ -18,7 +18,7 @@ import pytest
 
 from backfill.contracts import load_contracts
 from backfill.contracts.model import ColumnSpec
-from backfill.validate.gate import SEP, _inner_of_anchored, build_gate, gate_part
+from backfill.validate.gate import SEP, build_gate, gate_part, pattern_body
 from tests.backfill.validate.helpers import FIXTURES, run, write
 
 FILES = sorted(
@@ -79,16 +79,14 @@ def test_a_value_holding_the_separator_is_a_false_alarm_not_a_reject(tmp_path: P
 
 
 def test_gate_embeds_anchored_patterns_and_refuses_unsafe_ones() -> None:
-    assert _inner_of_anchored("^(ch|py)_[A-Za-z0-9]+$") == "(ch|py)_[A-Za-z0-9]+"
+    assert pattern_body("^(ch|py)_[A-Za-z0-9]+$") == "(ch|py)_[A-Za-z0-9]+"
     d = SEP + ',"'
-    assert _inner_of_anchored(r"^[^@\s]+@[^@\s]+\.[^@\s]+$") == (
-        rf"[^{d}@\s]+@[^{d}@\s]+\.[^{d}@\s]+"
-    )
-    assert _inner_of_anchored(r"^\d{1,19}$") == "[0-9]{1,19}"  # ASCII digits: stricter
+    assert pattern_body(r"^[^@\s]+@[^@\s]+\.[^@\s]+$") == (rf"[^{d}@\s]+@[^{d}@\s]+\.[^{d}@\s]+")
+    assert pattern_body(r"^\d{1,19}$") == "[0-9]{1,19}"  # ASCII digits: stricter
     unsafe = ("^a.b$", "abc$", "^abc", r"^\D+$", "^(?i)abc$", "^a$|^b$", "^[a-z$", "^a,b$")
     unsafe += ("^[ -~]+$", r"^[\W]+$", "^[[:alpha:]]+$", r"^\x2c$", r"^a\"b$")
     for pattern in unsafe:
-        assert _inner_of_anchored(pattern) is None, pattern
+        assert pattern_body(pattern) is None, pattern
 
 
 def test_gate_parts_per_type() -> None:
@@ -157,15 +155,15 @@ def test_padded_cells_are_trimmed_the_same_in_both_lanes(tmp_path: Path) -> None
     assert fast.rejects_path.read_bytes() == exact.rejects_path.read_bytes()  # type: ignore[union-attr]
 
 
-def test_whitespace_free_patterns() -> None:
-    from backfill.validate.gate import _whitespace_free
+def testwhitespace_free_patterns() -> None:
+    from backfill.validate.gate import whitespace_free
 
-    assert _whitespace_free("(ch|py)_[A-Za-z0-9]+")
-    assert _whitespace_free(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-    assert not _whitespace_free(r"[^\d@#]*")
-    assert not _whitespace_free("a b")
-    assert not _whitespace_free(r"a\sb")
-    assert not _whitespace_free(r"[a\t]")
+    assert whitespace_free("(ch|py)_[A-Za-z0-9]+")
+    assert whitespace_free(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+    assert not whitespace_free(r"[^\d@#]*")
+    assert not whitespace_free("a b")
+    assert not whitespace_free(r"a\sb")
+    assert not whitespace_free(r"[a\t]")
 
 
 @pytest.mark.parametrize("eol", ["\n", "\r\n"])
