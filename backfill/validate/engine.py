@@ -61,7 +61,7 @@ from backfill.validate.structure import (
     read_header,
     scan_structure,
 )
-from backfill.validate.values import output_value, with_values
+from backfill.validate.values import canonical_lower, output_value, with_values
 
 __all__ = ["DEFAULT_MAX_REJECT_RATE", "ValidateOptions", "validate_files"]
 
@@ -488,10 +488,21 @@ def _main_pass(
     st = p.structure
     struct_recs = [pr.rec for pr in st.problems if pr.rec < st.readable_records]
     base = ["__rec", *[col.name for col in c.columns], *_passthrough(p)]
-    lf = with_values(_frame(p, trimmed), c, locale=env.locale, tz=env.tz, gated=gated).with_columns(  # type: ignore[arg-type]
-        [chk.failed for chk in fast_checks]
-    )
+    lf = with_values(
+        _frame(p, trimmed),
+        c,
+        locale=env.locale,  # type: ignore[arg-type]
+        tz=env.tz,
+        gated=gated,
+        fast=True,
+    ).with_columns([chk.failed for chk in fast_checks])
     doubtful = [_hit(chk) for chk in fast_checks]
+    lowered = set(lowered_columns(c, gated=gated))
+    doubtful += [
+        not_canonical
+        for name, (_, not_canonical) in canonical_lower(c).items()
+        if name in lowered and not_canonical is not None
+    ]
     if st.doubtful_recs is not None:  # the structure pass ran the gate on the raw lines
         doubtful.append(pl.col("__rec").is_in(st.doubtful_recs))
     elif gate is not None:

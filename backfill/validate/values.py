@@ -32,6 +32,7 @@ from backfill.validate.rules import (
 )
 
 __all__ = [
+    "canonical_lower",
     "currency_key",
     "output_value",
     "stage_lower",
@@ -46,13 +47,47 @@ def currency_key(col: ColumnSpec) -> str:
     return f"{col.currency}|{col.currency_fallback or ''}"
 
 
-def stage_lower(contract: Contract, gated: frozenset[str] = frozenset()) -> list[pl.Expr]:
+def stage_lower(
+    contract: Contract, gated: frozenset[str] = frozenset(), *, fast: bool = False
+) -> list[pl.Expr]:
     """Stage 0: the lower-cased text `__l_<name>` of every column compared or written in lower
-    case (computed once: lower-casing costs a pass over the column)."""
-    return [
-        text_col(n).str.to_lowercase().alias(f"__l_{n}")
-        for n in lowered_columns(contract, gated=gated)
-    ]
+    case (computed once: lower-casing costs a pass over the column). `fast`: the fast lane's
+    stand-ins where it has them (`canonical_lower`)."""
+    stand_ins = canonical_lower(contract) if fast else {}
+    out = []
+    for n in lowered_columns(contract, gated=gated):
+        got = stand_ins.get(n)
+        out.append((got[0] if got else text_col(n).str.to_lowercase()).alias(f"__l_{n}"))
+    return out
+
+
+def canonical_lower(contract: Contract) -> dict[str, tuple[pl.Expr, pl.Expr | None]]:
+    """Lower-casing without lower-casing, for values written the way exports write them.
+
+    Column -> (its lower-cased text on rows written canonically, and when not None, the rows
+    that are not: the fast lane must send those to the exact lane):
+
+    - a currency column: its text as it is. Exports write codes in lower case, and the
+      currency_code rule (evaluated in the fast lane) fails any code that is not a known
+      lower-case one, so a row with `USD` takes the exact lane anyway.
+    - a case-insensitive enum column (ASCII values): each value as the contract writes it
+      mapped to its lower case by equality tests (a few instructions a row, lower-casing a
+      few hundred); a value in any other case is not canonical.
+    """
+    currencies = {c.currency for c in contract.columns if c.currency}
+    currencies |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
+    out: dict[str, tuple[pl.Expr, pl.Expr | None]] = {}
+    for col in contract.columns:
+        t = text_col(col.name)
+        if col.enum and col.case_insensitive and all(v and v.isascii() for v in col.enum):
+            chain: pl.Expr | pl.When | pl.Then = pl
+            for v in col.enum:
+                chain = chain.when(t == v).then(pl.lit(v.lower()))  # type: ignore[union-attr]
+            lowered = chain.otherwise(pl.lit(None, pl.String))  # type: ignore[union-attr]
+            out[col.name] = (lowered, ~parse.blank(t) & ~t.is_in(list(col.enum)))
+        elif col.name in currencies:
+            out[col.name] = (t, None)
+    return out
 
 
 def with_values(
@@ -62,10 +97,12 @@ def with_values(
     locale: NumberLocale,
     tz: dict[str, str],
     gated: frozenset[str] = frozenset(),
+    fast: bool = False,
 ) -> pl.LazyFrame:
-    """`lf` (contract columns as trimmed text) with every stage column the rules read."""
+    """`lf` (contract columns as trimmed text) with every stage column the rules read
+    (`fast`: the fast lane's, see `stage_lower`)."""
     return (
-        lf.with_columns(stage_lower(contract, gated))
+        lf.with_columns(stage_lower(contract, gated, fast=fast))
         .with_columns(stage_one(contract, locale=locale, tz=tz, gated=gated))
         .with_columns(stage_two(contract, gated=gated))
     )

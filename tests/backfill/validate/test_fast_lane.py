@@ -350,3 +350,25 @@ def test_case_insensitive_enums_fold_ascii_only(tmp_path: Path) -> None:
     part = gate_part(col, "plain")[0]  # type: ignore[index]
     got = pl.Series(["kept", "KEPT", "\u212aept", "ye\u017f"]).str.contains(f"^{part}$")
     assert got.to_list() == [True, True, False, False]
+
+
+def test_values_in_other_cases_take_the_exact_lane_and_agree(tmp_path: Path) -> None:
+    header = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status,Mode\n"
+    rows = (
+        "ch_1,2026-01-05 10:00,10.00,0,usd,true,Paid,Live\n"
+        "ch_2,2026-01-05 10:00,10.00,0,USD,true,paid,live\n"
+        "ch_3,2026-01-05 10:00,10.00,0,usd,true,Paid,Test\n"
+        "ch_4,2026-01-05 10:00,10.00,0,usd,true,Paid,test\n"
+        "ch_5,2026-01-05 10:00,10.00,0,Usd,true,REFUNDED,TEST\n"
+        "ch_6,2026-01-05 10:00,10.00,0,usd,true,Refunded,\n"
+    )
+    p = write(tmp_path, "p.csv", header + rows)
+    (fast,) = run([p], tmp_path / "fast")
+    (exact,) = run([p], tmp_path / "exact", fast_lane=False)
+    assert fast.excluded == exact.excluded == {"test_mode": 3}
+    assert fast.rows_valid == exact.rows_valid == 3
+    assert fast.excluded_path.read_bytes() == exact.excluded_path.read_bytes()  # type: ignore[union-attr]
+    assert _sorted_lines(fast.valid_path) == _sorted_lines(exact.valid_path)
+    valid = pl.read_csv(fast.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    assert sorted(valid["currency"].to_list()) == ["usd", "usd", "usd"]
+    assert sorted(valid["status"].to_list()) == ["succeeded", "succeeded", "succeeded"]
