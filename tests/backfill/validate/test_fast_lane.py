@@ -358,3 +358,24 @@ def test_values_in_other_cases_take_the_exact_lane_and_agree(tmp_path: Path) -> 
     valid = pl.read_csv(fast.valid_path, infer_schema=False)  # type: ignore[arg-type]
     assert sorted(valid["currency"].to_list()) == ["usd", "usd", "usd"]
     assert sorted(valid["status"].to_list()) == ["succeeded", "succeeded", "succeeded"]
+
+
+def test_many_doubtful_records_fall_back_to_the_duplicates_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backfill.validate import engine, structure
+
+    header = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status\n"
+    rows = (
+        "ch_1,2026-01-05 10:00,10.00,0,usd,true,Paid\n"
+        '"ch_1",2026-01-05 10:00,10.00,0,usd,true,Paid\n'  # doubtful (quoted id), a duplicate
+        "ch_2,2026-01-05 10:00,11.00,0,usd,true,Paid\n"
+    )
+    p = write(tmp_path, "p.csv", header + rows)
+    monkeypatch.setattr(structure, "_MAX_DOUBTFUL_KEYS", 0)  # and 1 % of 3 records is 0
+    calls: list[int] = []
+    real = engine._duplicates
+    monkeypatch.setattr(engine, "_duplicates", lambda files: calls.append(1) or real(files))
+    (fast,) = _both_lanes([p], tmp_path)
+    assert len(calls) == 2  # the exact-lane run and the fast-lane run both read identities
+    assert fast.excluded == {"exact_duplicate": 1}
