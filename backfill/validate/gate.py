@@ -8,21 +8,25 @@ pass runs it on every line), or over the row's cells joined by `SEP` (`Gate.ok`,
 file gets no line gate). The parts:
 
 - a string column's contract `pattern` (anchored with `^...$`, and free of constructs that
-  could match across a separator),
-- a money column: a number without thousands separators with at most three significant
-  decimals (every amount that passes then converts exactly through a float, see values.py);
-  not for the `de` locale, whose decimal comma is a CSV delimiter,
-- a decimal column: such a number with any decimals; an int column: `-?\\d{1,18}`,
+  could match across a separator); a currency column (one that money columns take their
+  currency from): the known ISO 4217 codes its pattern allows, in lower case,
+- a money column: a number without thousands separators, with at most twelve integer digits
+  and three significant decimals (every amount that passes then converts exactly through a
+  float, see values.py, and is never too large); not for the `de` locale, whose decimal comma
+  is a CSV delimiter,
+- a decimal column: such a number with any digits; an int column: up to 18 digits,
+- numbers carry no minus sign where a negative value fails a rule (an unsigned column, or a
+  minimum of at least 0): such values take the exact lane,
 - a datetime column declared as `ymd_hm` and/or `ymd_hms`: the form with every field in range,
 - a bool column: true/false in any case; a string column with an enum (ASCII values): one of
   them (in any ASCII case when the column is case-insensitive: `(?i-u)`, since Unicode case
   folding would also match the Kelvin sign for k or a long s for s, which the rule rejects),
 - any other column: text without whitespace at either end.
 
-Each part also accepts an empty cell (emptiness is the business of `required_value`). Apart
-from a pattern that admits whitespace, no part admits whitespace at either end of a cell, so
-on a row that passes, trimming would change nothing: the fast lane reads those columns
-untrimmed (`Gate.trimmed`).
+The part of a nullable column also accepts an empty cell; a non-nullable column's does not
+(it decides `required_value`). Apart from a pattern that admits whitespace, no part admits
+whitespace at either end of a cell, so on a row that passes, trimming would change nothing: the
+fast lane reads those columns untrimmed (`Gate.trimmed`).
 
 The gate is conservative by construction: when it matches, none of the rules it covers
 (`Gate.covered`) can fail, so those rules need not be evaluated on that row, and the row's
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from backfill.contracts.currencies import KNOWN_CURRENCIES
 from backfill.contracts.model import ColumnSpec, Contract, NumberLocale
 from backfill.validate.rules import text_col
 
@@ -45,6 +50,7 @@ __all__ = [
     "SEP",
     "Gate",
     "build_gate",
+    "currency_columns",
     "gate_part",
     "line_pattern",
     "pattern_body",
@@ -54,12 +60,12 @@ __all__ = [
 SEP = "\x1f"
 """ASCII unit separator: joins the cells for `Gate.ok` (a cell holding it fails the gate)."""
 
-_INT = r"-?[0-9]{1,18}"
+_INT = r"[0-9]{1,18}"
 # Numbers without thousands separators, "." for decimals: the form both the `plain` and the
 # `en` locale accept (an `en` amount with separators is quoted in a CSV line, and takes the
 # exact lane). No part for `de`: its decimal comma would need quoting too.
-_NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
-_MONEY = r"-?[0-9]+(?:\.[0-9]{1,3}0*)?"
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+_MONEY = r"[0-9]{1,12}(?:\.[0-9]{1,3}0*)?"
 _GATED_LOCALES = frozenset({"plain", "en"})
 _DATE_HM = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]) (?:[01][0-9]|2[0-3]):[0-5][0-9]"
 _SECONDS = r":[0-5][0-9]"
@@ -244,9 +250,46 @@ def _starts_with_a_letter(inner: str) -> bool:
     return all(alt[:1].isascii() and alt[:1].isalpha() for alt in group.split("|"))
 
 
-def gate_part(col: ColumnSpec, locale: NumberLocale) -> tuple[str, set[str]] | None:
-    """The gate's sub-pattern for one column and the rules it covers, or None if not gated."""
+def _unsigned(col: ColumnSpec) -> bool:
+    """The column's gate part leaves out the minus sign: negatives are errors (`negative`) or
+    below a minimum of at least 0 (`below_minimum`), so a negative value takes the exact lane.
+    (An int column without a minimum keeps its sign: nothing forbids negative ints.)"""
+    if col.minimum is not None and col.minimum >= 0:
+        return True
+    return col.type in ("money", "decimal") and not col.signed
+
+
+def _sign_rules(col: ColumnSpec) -> set[str]:
+    """Rules a part without a minus sign decides: a value it matches is at least 0."""
+    rules = set()
+    if not col.signed and col.type in ("money", "decimal"):
+        rules.add("negative")
+    if col.minimum is not None and col.minimum <= 0:
+        rules.add("below_minimum")
+    return rules
+
+
+def _currency_codes(col: ColumnSpec) -> str | None:
+    """The known codes a currency column's pattern allows, in lower case (how exports write
+    them: `USD` takes the exact lane), as one alternation; None if there are none."""
+    try:
+        rx = re.compile(col.pattern) if col.pattern else None
+    except re.error:
+        return None
+    codes = [c for c in sorted(KNOWN_CURRENCIES) if rx is None or rx.fullmatch(c)]
+    return f"(?:{'|'.join(codes)})" if codes else None
+
+
+def _form(col: ColumnSpec, locale: NumberLocale, currency: bool) -> tuple[str, set[str]] | None:
+    """A non-empty value of the column in its gated form, and the rules that form decides."""
     if col.type == "string":
+        if currency and not col.enum:
+            codes = _currency_codes(col)
+            if codes is not None:
+                rules = {"currency_code"} | ({"pattern"} if col.pattern else set())
+                if col.no_scientific:  # every code starts with a letter
+                    rules.add("excel_scientific")
+                return codes, rules
         # Any level: a row failing a warning-level pattern takes the exact lane all the same.
         if col.pattern:
             inner = pattern_body(col.pattern)
@@ -254,30 +297,60 @@ def gate_part(col: ColumnSpec, locale: NumberLocale) -> tuple[str, set[str]] | N
                 rules = {"pattern"}
                 if col.no_scientific and _starts_with_a_letter(inner):
                     rules.add("excel_scientific")
-                return f"(?:{inner})?", rules
+                return f"(?:{inner})", rules
             return None
         if col.enum and not col.pattern and all(v.isascii() and v for v in col.enum):
             flag = "?i-u:" if col.case_insensitive else "?:"
             values = "|".join(_literal(v) for v in col.enum)
             if not any(v != v.strip() for v in col.enum):
-                return f"({flag}{values})?", {"enum"}
+                return f"({flag}{values})", {"enum"}
         return None
     if col.type == "bool":
-        return "(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])?", {"bool_format"}
+        return "(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])", {"bool_format"}
     if col.type in ("money", "decimal") and locale not in _GATED_LOCALES:
         return None
+    sign = "" if _unsigned(col) else "-?"
+    rules = _sign_rules(col) if not sign else set()
     if col.type == "money":
-        return f"(?:{_MONEY})?", {"number_format"}
+        # At most twelve integer digits: below MAX_MAJOR (values.py), never `money_range`.
+        return f"(?:{sign}{_MONEY})", {"number_format", "money_range"} | rules
     if col.type == "decimal":
-        return f"(?:{_NUMBER})?", {"number_format"}
+        return f"(?:{sign}{_NUMBER})", {"number_format"} | rules
     if col.type == "int":
-        return f"(?:{_INT})?", {"int_format"}
+        return f"(?:{sign}{_INT})", {"int_format"} | rules
     if col.type == "datetime" and col.formats and set(col.formats) <= CHEAP_DATETIME_FORMATS:
         sec = _SECONDS if "ymd_hm" not in col.formats else f"(?:{_SECONDS})?"
         if "ymd_hms" not in col.formats:
             sec = ""
-        return f"(?:{_DATE_HM}{sec})?", {"datetime_format"}
+        return f"(?:{_DATE_HM}{sec})", {"datetime_format"}
     return None
+
+
+def gate_part(
+    col: ColumnSpec, locale: NumberLocale, *, currency: bool = False
+) -> tuple[str, set[str]] | None:
+    """The gate's sub-pattern for one column and the rules it covers, or None if not gated.
+
+    `currency`: the column holds the currency code of money columns (its part is then the
+    known codes). A nullable column's part also accepts an empty cell; a non-nullable one's
+    does not, and then decides `required_value` too (unless its pattern admits whitespace: a
+    cell of spaces would be empty once trimmed).
+    """
+    got = _form(col, locale, currency)
+    if got is None:
+        return None
+    inner, rules = got
+    body = pattern_body(col.pattern) if "pattern" in rules and col.pattern else None
+    if col.nullable or (body is not None and not whitespace_free(body)):
+        return f"{inner}?", rules
+    return inner, rules | {"required_value"}
+
+
+def currency_columns(contract: Contract) -> frozenset[str]:
+    """Columns holding the currency code of some money column."""
+    names = {c.currency for c in contract.columns if c.currency}
+    names |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
+    return frozenset(n for n in names if n)
 
 
 def build_gate(contract: Contract, locale: NumberLocale, label: dict[str, str]) -> Gate | None:
@@ -293,8 +366,9 @@ def build_gate(contract: Contract, locale: NumberLocale, label: dict[str, str]) 
     columns: set[str] = set()
     covered: set[tuple[str, str]] = set()
     trimmed: set[str] = set()
+    currencies = currency_columns(contract)
     for col in contract.columns:
-        got = gate_part(col, locale)
+        got = gate_part(col, locale, currency=col.name in currencies)
         if got is None:
             part, rules = _TRIMMED_TEXT, set()
             trimmed.add(col.name)
@@ -343,12 +417,13 @@ def line_pattern(
     if len(header) < 2:
         return None
     by_pos = {pos: name for name, pos in positions.items()}
+    currencies = currency_columns(contract)
     parts = []
     for i in range(len(header)):
         name = by_pos.get(i)
         if name is None:
             parts.append(_RAW_CELL)
             continue
-        got = gate_part(contract.column(name), locale)
+        got = gate_part(contract.column(name), locale, currency=name in currencies)
         parts.append(got[0] if got else _LINE_TEXT)
     return "^" + ",".join(parts) + "$"

@@ -106,14 +106,39 @@ def test_gate_embeds_anchored_patterns_and_refuses_unsafe_ones() -> None:
 
 
 def test_gate_parts_per_type() -> None:
-    money = ColumnSpec(name="a", header="A", type="money", currency="c")
+    money = ColumnSpec(name="a", header="A", type="money", currency="c", signed=True)
     part, rules = gate_part(money, "plain")  # type: ignore[misc]
-    assert rules == {"number_format"}
+    assert rules == {"number_format", "money_range"}
     rx = re.compile(f"^{part}$")
-    for ok in ("", "12", "-12.5", "12.500", "12.5000", "0.07"):
+    for ok in ("", "12", "-12.5", "12.500", "12.5000", "0.07", "999999999999.999"):
         assert rx.match(ok), ok
-    for bad in ("1e3", "12.3456", "1,000.00", "+5", ".5", "5.", " 5", "5.-1", "--5"):
+    bad_forms = ("1e3", "12.3456", "1,000.00", "+5", ".5", "5.", " 5", "5.-1", "--5")
+    for bad in (*bad_forms, "1000000000000", "0000000000001"):  # 13 digits: maybe too large
         assert not rx.match(bad), bad
+    # Unsigned, or a minimum of 0: no minus sign, so `negative` / `below_minimum` are decided.
+    unsigned = ColumnSpec(name="a", header="A", type="money", currency="c")
+    part, rules = gate_part(unsigned, "plain")  # type: ignore[misc]
+    assert rules == {"number_format", "money_range", "negative"}
+    assert not re.match(f"^{part}$", "-12.5") and re.match(f"^{part}$", "12.5")
+    floor = ColumnSpec(name="f", header="F", type="money", currency="c", signed=True, minimum=0)
+    assert gate_part(floor, "plain")[1] == {"number_format", "money_range", "below_minimum"}  # type: ignore[index]
+    above = ColumnSpec(name="f", header="F", type="int", minimum=5)
+    part, rules = gate_part(above, "plain")  # type: ignore[misc]
+    assert rules == {"int_format"} and not re.match(f"^{part}$", "-1")  # 5 is checked, 0..4 too
+    points = ColumnSpec(name="p", header="P", type="int")
+    assert re.match(f"^{gate_part(points, 'plain')[0]}$", "-250")  # type: ignore[index]
+    # Non-nullable: no empty cell, and `required_value` is decided.
+    req = ColumnSpec(name="a", header="A", type="money", currency="c", nullable=False)
+    part, rules = gate_part(req, "plain")  # type: ignore[misc]
+    assert "required_value" in rules and not re.match(f"^{part}$", "")
+    spaced = ColumnSpec(name="s", header="S", pattern="^[a-z ]+$", nullable=False)
+    assert "required_value" not in gate_part(spaced, "plain")[1]  # type: ignore[index]
+    # A currency column: the known codes its pattern allows, in lower case only.
+    cur = ColumnSpec(name="c", header="C", pattern="^[A-Za-z]{3}$", nullable=False)
+    part, rules = gate_part(cur, "plain", currency=True)  # type: ignore[misc]
+    assert rules == {"pattern", "currency_code", "required_value"}
+    got = [bool(re.match(f"^{part}$", c)) for c in ("usd", "jpy", "USD", "xyz", "", "usdx")]
+    assert got == [True, True, False, False, False, False]
     # No part may hold a comma: it would let a cell swallow a CSV delimiter.
     assert gate_part(money, "de") is None
     en = re.compile(f"^{gate_part(money, 'en')[0]}$")  # type: ignore[index]
@@ -379,3 +404,32 @@ def test_many_doubtful_records_fall_back_to_the_duplicates_pass(
     (fast,) = _both_lanes([p], tmp_path)
     assert len(calls) == 2  # the exact-lane run and the fast-lane run both read identities
     assert fast.excluded == {"exact_duplicate": 1}
+
+
+def test_rules_the_gate_decides_still_fail_in_the_exact_lane(tmp_path: Path) -> None:
+    """Signs, sizes, empty required cells and currency codes the gate refuses take the exact
+    lane, which names the rule (or keeps the row: `USD`, a zero-padded amount)."""
+    header = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status,Fee\n"
+    rows = (
+        "ch_1,2026-01-05 10:00,10.00,0,usd,true,Paid,0.59\n"
+        "ch_2,2026-01-05 10:00,-10.00,0,usd,true,Paid,0.59\n"  # negative (error)
+        "ch_3,2026-01-05 10:00,10.00,0,usd,true,Paid,-0.59\n"  # below_minimum (warning)
+        "ch_4,2026-01-05 10:00,10.00,0,,true,Paid,\n"  # required_value
+        "ch_5,2026-01-05 10:00,10.00,0,USD,true,Paid,\n"  # valid
+        "ch_6,2026-01-05 10:00,10.00,0,xyz,true,Paid,\n"  # currency_code
+        "ch_7,2026-01-05 10:00,1000000000000,0,usd,true,Paid,\n"  # money_range
+        "ch_8,2026-01-05 10:00,0000000000001,0,usd,true,Paid,\n"  # valid: 100 cents
+        "ch_9,2026-01-05 10:00,10.00,0,usd,,Paid,\n"  # required_value
+    )
+    p = write(tmp_path, "p.csv", header + rows)
+    (fast,) = _both_lanes([p], tmp_path)
+    assert fast.rejected_by_rule == {
+        "negative": 1,
+        "required_value": 2,
+        "currency_code": 1,
+        "money_range": 1,
+    }
+    assert fast.warnings_by_rule == {"below_minimum": 1}
+    valid = pl.read_csv(fast.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    assert sorted(valid["id"].to_list()) == ["ch_1", "ch_3", "ch_5", "ch_8"]
+    assert sorted(valid["amount"].to_list()) == ["100", "1000", "1000", "1000"]
