@@ -3,10 +3,13 @@
 Stage 0 (`stage_lower`): lower-cased text of the columns compared or written in lower case.
 Stage 1 (`stage_one`): per currency column the lower-cased code and its exponent; per number
 column its plain text (locale separators removed; null when the text is not a number); per
-datetime column whether the text has a declared form and the parsed UTC instant. Stage 2
-(`stage_two`): whether amounts fit their currency, and the typed values `__v_<name>` (null whenever the text is
-invalid, so cross-column rules need no re-checking). Rules read these columns instead of
-re-deriving them, so each string operation runs once per cell. `with_values` applies the three.
+datetime column whether the text has a declared form and the parsed UTC instant. Then
+(`stage_numbers`, `stage_thousandths`) each number read as a float once and each amount in
+thousandths. Stage 2 (`stage_two`): whether amounts fit their currency, and the typed values
+`__v_<name>` (null whenever the text is invalid, so cross-column rules need no re-checking).
+Rules read these columns instead of re-deriving them, so each operation runs once per cell.
+`with_values` applies the stages, each in a `with_columns` of its own (within one, the
+streaming engine would evaluate a shared sub-expression once per use).
 With `gated` columns (gate.py has checked their form) the fast lane reads them without regexes.
 
 The output conversions turn typed values into what the destination expects: integer minor
@@ -36,7 +39,9 @@ __all__ = [
     "currency_key",
     "output_value",
     "stage_lower",
+    "stage_numbers",
     "stage_one",
+    "stage_thousandths",
     "stage_two",
     "with_values",
 ]
@@ -101,9 +106,13 @@ def with_values(
 ) -> pl.LazyFrame:
     """`lf` (contract columns as trimmed text) with every stage column the rules read
     (`fast`: the fast lane's, see `stage_lower`)."""
+    # One with_columns per stage: within one, the streaming engine evaluates a sub-expression
+    # once per use (a float parse used four times costs four parses).
     return (
         lf.with_columns(stage_lower(contract, gated, fast=fast))
         .with_columns(stage_one(contract, locale=locale, tz=tz, gated=gated))
+        .with_columns(stage_numbers(contract))
+        .with_columns(stage_thousandths(contract, gated=gated))
         .with_columns(stage_two(contract, gated=gated))
     )
 
@@ -165,22 +174,69 @@ with at most three decimals, read as a float and multiplied by 1000, is within 0
 integer below 2**53, so rounding gives the exact thousandths (no decimal arithmetic needed)."""
 
 
-def _milli_and_fits(
-    plain: pl.Expr, factor: pl.Expr, *, checked: bool = False
-) -> tuple[pl.Expr, pl.Expr]:
-    """Thousandths of a plain number text, and whether its significant decimals fit.
+def _number_col(name: str) -> pl.Expr:
+    """A money/decimal column's plain text as a float (stage `numbers`)."""
+    return pl.col(f"__n_{name}")
 
-    `factor` is 1000 / 10 / 1 for a currency with 0 / 2 / 3 decimals: the amount fits when it
+
+def _factor_col(key: str) -> pl.Expr:
+    """Thousandths per minor unit of a currency key (stage `numbers`): 1000 / 10 / 1."""
+    return pl.col(f"__k_{key}")
+
+
+def _milli_col(name: str) -> pl.Expr:
+    """An amount in thousandths of a major unit (stage `thousandths`)."""
+    return pl.col(f"__t_{name}")
+
+
+def stage_numbers(contract: Contract) -> list[pl.Expr]:
+    """Each money/decimal column's plain text read as a float (once: every later use reads
+    the column), and each currency key's thousandths per minor unit."""
+    out: list[pl.Expr] = []
+    seen: set[str] = set()
+    for col in contract.columns:
+        if col.type == "money" and currency_key(col) not in seen:
+            key = currency_key(col)
+            seen.add(key)
+            factor = parse.thousandths_per_minor_unit(exp_col(key))
+            out.append(factor.alias(_factor_col(key).meta.output_name()))
+        if col.type in ("money", "decimal"):
+            x = plain_col(col.name).cast(pl.Float64, strict=False)
+            out.append(x.alias(_number_col(col.name).meta.output_name()))
+    return out
+
+
+def stage_thousandths(contract: Contract, *, gated: frozenset[str] = frozenset()) -> list[pl.Expr]:
+    """Each amount in thousandths (an Int64; null when at or above MAX_MAJOR).
+
+    A gated amount (at most twelve integer digits: gate.py) is below MAX_MAJOR on every row
+    that passed the gate, the only rows that use it, so it needs no range test.
+    """
+    out: list[pl.Expr] = []
+    for col in contract.columns:
+        if col.type != "money":
+            continue
+        x = _number_col(col.name)
+        milli = (x * 1000).round().cast(pl.Int64, strict=False)
+        if col.name not in gated:
+            milli = pl.when(x.abs() < MAX_MAJOR).then(milli)
+        out.append(milli.alias(_milli_col(col.name).meta.output_name()))
+    return out
+
+
+def _fits(col: ColumnSpec, *, checked: bool) -> pl.Expr:
+    """Whether an amount's significant decimals fit its currency (true for an amount too large
+    to convert: it is reported as too large instead).
+
+    The factor is 1000 / 10 / 1 for a currency with 0 / 2 / 3 decimals: the amount fits when it
     has at most three significant decimals and its thousandths are a multiple of the factor.
-    An amount too large to convert counts as fitting (it is reported as too large instead).
     No when/then chains: each level of one is a pass over the whole column.
     """
-    x = plain.cast(pl.Float64, strict=False)
-    milli = pl.when(x.abs() < MAX_MAJOR).then((x * 1000).round().cast(pl.Int64, strict=False))
-    fits = milli.is_null() | parse.multiple_of(milli, factor)
+    milli = _milli_col(col.name)
+    fits = milli.is_null() | parse.multiple_of(milli, _factor_col(currency_key(col)))
     if not checked:  # `checked`: the gate has seen at most three significant decimals
-        fits = plain.str.contains(_SIG3) & fits
-    return milli, fits
+        fits = plain_col(col.name).str.contains(_SIG3) & fits
+    return fits
 
 
 def stage_two(contract: Contract, *, gated: frozenset[str] = frozenset()) -> list[pl.Expr]:
@@ -191,15 +247,14 @@ def stage_two(contract: Contract, *, gated: frozenset[str] = frozenset()) -> lis
         name = typed_col(col.name).meta.output_name()
         t = text_col(col.name)
         if col.type == "money":
-            plain = plain_col(col.name)
-            factor = parse.thousandths_per_minor_unit(exp_col(currency_key(col)))
-            milli, fits = _milli_and_fits(plain, factor, checked=col.name in gated)
+            fits = _fits(col, checked=col.name in gated)
+            minor = _milli_col(col.name) // _factor_col(currency_key(col))
             out += [
                 fits.alias(fits_col(col.name).meta.output_name()),
-                pl.when(fits).then(milli // factor).alias(name),
+                pl.when(fits).then(minor).alias(name),
             ]
         elif col.type == "decimal":
-            out.append(plain_col(col.name).cast(pl.Float64, strict=False).alias(name))
+            out.append(_number_col(col.name).alias(name))
         elif col.type == "int" and col.name in gated:
             out.append(t.cast(pl.Int64, strict=False).alias(name))
         elif col.type == "int":
