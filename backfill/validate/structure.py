@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 _MAX_DOUBTFUL_KEYS = 20_000
+_GROUP_LINES = 100_000
 _LINE_SEP = "\x00"  # a separator that does not occur in CSV text: one column per physical line
 _QUOTED = r'"[^"]*"'
 
@@ -160,11 +161,18 @@ def scan_structure(
     n_lines = 0
     kept: list[pl.DataFrame] = []
     hashes: list[pl.Series] = []
-    for batch in batches:
-        n_lines += batch.height
+    pending: list[pl.DataFrame] = []
+    pending_rows = 0
+
+    def take(frames: list[pl.DataFrame]) -> None:
+        # Batches are small (a few thousand lines) and every eager frame operation costs a
+        # query plan of its own: they are handled in groups of about 100k lines (1.45 ->
+        # 1.30 s on the 1 GB file). Not more: the kept lines' text still points into their
+        # batch's buffers, so a group holds its lines' text (1M lines: 0.2 GB more RSS).
+        group = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
         if with_keys:
-            hashes.append(batch["key"].drop_nulls())
-        sub = batch.filter(pl.col("keep"))
+            hashes.append(group.get_column("key").drop_nulls())
+        sub = group.filter(pl.col("keep"))
         if sub.height:
             kept.append(
                 sub.select(
@@ -172,10 +180,20 @@ def scan_structure(
                     odd=q % 2 == 1,
                     fields=fields.cast(pl.Int64),
                     blank=line.is_null(),
-                    # copied: a slice of the batch would keep the whole batch's text alive
+                    # copied: a slice of the group would keep the whole group's text alive
                     text=line + pl.lit(""),
                 )
             )
+
+    for batch in batches:
+        n_lines += batch.height
+        pending.append(batch)
+        pending_rows += batch.height
+        if pending_rows >= _GROUP_LINES:
+            take(pending)
+            pending, pending_rows = [], 0
+    if pending:
+        take(pending)
     schema = {
         "ln": pl.Int64,
         "odd": pl.Boolean,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from tests.backfill.validate.helpers import FIXTURES, run, triples, write
 
@@ -89,3 +90,41 @@ def test_header_only_file(tmp_path: Path) -> None:
 def test_fixture_bytes_are_what_the_tests_say() -> None:
     raw = (FIXTURES / "stripe_payments" / "default_defects.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw and not raw.endswith(b"\n")
+
+
+def test_structure_is_the_same_whatever_the_batch_grouping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The structure pass handles its batches in groups: one line per group or all lines in one
+    group, the same records, problems, doubtful lines and identity hashes come out."""
+    from backfill.validate import structure
+
+    lines = ["id,Amount,Note"]
+    for i in range(30_000):
+        if i % 997 == 0:
+            lines.append(f"ch_{i},1.00,a,extra")  # ragged
+        elif i % 1499 == 0:
+            lines.append(f'ch_{i},1.00,"two\nlines"')  # multi-line record
+        elif i % 2003 == 0:
+            lines.append("")  # blank
+        else:
+            lines.append(f"ch_{i},1.00,plain")
+    p = tmp_path / "g.csv"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    gate = r"^ch_[0-9]+,[0-9.]+,[a-z]+$"
+
+    def scan() -> structure.Structure:
+        return structure.scan_structure(
+            p, 3, ends_with_newline=True, line_gate=gate, first_cell_keys=lambda e: e.hash(seed=0)
+        )
+
+    monkeypatch.setattr(structure, "_GROUP_LINES", 1)
+    small = scan()
+    monkeypatch.setattr(structure, "_GROUP_LINES", 10**9)
+    whole = scan()
+    assert small.n_records == whole.n_records == 30_000
+    assert small.problems == whole.problems and len(small.problems) == 31
+    assert small.blank_recs == whole.blank_recs and small.doubtful_recs == whole.doubtful_recs
+    assert small.multiline.equals(whole.multiline) and small.multiline.height == 20
+    assert small.key_hashes is not None and whole.key_hashes is not None
+    assert small.key_hashes.sort().equals(whole.key_hashes.sort())
