@@ -18,7 +18,6 @@ from backfill.contracts.model import DatetimeFormat, NumberLocale
 __all__ = [
     "NUMBER_PATTERNS",
     "blank",
-    "currency_exponent",
     "datetime_parts",
     "local_to_utc",
     "multiple_of",
@@ -64,18 +63,19 @@ def plain_number(text: pl.Expr, locale: NumberLocale) -> pl.Expr:
     return text
 
 
-def currency_exponent(code: pl.Expr) -> pl.Expr:
-    """Minor-unit exponent per row from a lower-cased currency code (2 unless listed).
+def thousandths_per_minor_unit(code: pl.Expr) -> pl.Expr:
+    """Thousandths of a major unit per minor unit, per row, from a lower-cased currency code:
+    1000 for a zero-decimal currency, 1 for a three-decimal one, else 10 (two decimals).
 
     when/then with `is_in`, not `replace_strict`: polars 2.1's streaming engine cannot stream
     `replace`/`replace_strict` and would hold the whole file in memory.
     """
     return (
         pl.when(code.is_in(sorted(ZERO_DECIMAL)))
-        .then(pl.lit(0, pl.Int64))
+        .then(pl.lit(1000, pl.Int64))
         .when(code.is_in(sorted(THREE_DECIMAL)))
-        .then(pl.lit(3, pl.Int64))
-        .otherwise(pl.lit(2, pl.Int64))
+        .then(pl.lit(1, pl.Int64))
+        .otherwise(pl.lit(10, pl.Int64))
     )
 
 
@@ -90,12 +90,6 @@ def multiple_of(value: pl.Expr, k: pl.Expr | int) -> pl.Expr:
     """
     q = value.cast(pl.Float64) / k
     return (q - q.round()).abs() < 0.0005
-
-
-def thousandths_per_minor_unit(exponent: pl.Expr) -> pl.Expr:
-    """1000 / 10 / 1 for a currency exponent of 0 / 2 / 3 (integer arithmetic: no second
-    lookup of the code)."""
-    return pl.lit(10, pl.Int64).pow(pl.lit(3, pl.Int64) - exponent)
 
 
 def datetime_parts(

@@ -22,7 +22,7 @@ __all__ = [
     "ColumnEnv",
     "build_checks",
     "cur_col",
-    "exp_col",
+    "factor_col",
     "fits_col",
     "lower_col",
     "lowered_columns",
@@ -80,9 +80,10 @@ def cur_col(key: str) -> pl.Expr:
     return pl.col(f"__c_{key}")
 
 
-def exp_col(key: str) -> pl.Expr:
-    """Minor-unit exponent for a money column's currency key."""
-    return pl.col(f"__x_{key}")
+def factor_col(key: str) -> pl.Expr:
+    """Thousandths of a major unit per minor unit for a money column's currency key: 1000 /
+    10 / 1 for a currency with 0 / 2 / 3 decimals."""
+    return pl.col(f"__k_{key}")
 
 
 def _ckey(col: ColumnSpec) -> str:
@@ -266,7 +267,7 @@ def rule_maximum(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 def rule_three_decimal(env: ColumnEnv, col: ColumnSpec) -> Check:
     """Three-decimal currencies: Stripe needs the last minor digit to be 0."""
-    failed = (exp_col(_ckey(col)) == 3) & ~parse.multiple_of(typed_col(col.name), 10)
+    failed = (factor_col(_ckey(col)) == 1) & ~parse.multiple_of(typed_col(col.name), 10)
     return _check(
         env,
         col,

@@ -1,9 +1,9 @@
 """Typed values of contract columns, computed once per column in stages, and their output form.
 
 Stage 0 (`stage_lower`): lower-cased text of the columns compared or written in lower case.
-Stage 1 (`stage_one`): per currency column the lower-cased code and its exponent; per number
-column its plain text (locale separators removed; null when the text is not a number); per
-datetime column whether the text has a declared form and the parsed UTC instant. Then
+Stage 1 (`stage_one`): per currency column the lower-cased code and its thousandths per minor
+unit (1000 / 10 / 1 for 0 / 2 / 3 decimals); per number column its plain text (locale
+separators removed; null when the text is not a number); per datetime column whether the text has a declared form and the parsed UTC instant. Then
 (`stage_numbers`, `stage_thousandths`) each number read as a float once and each amount in
 thousandths. Stage 2 (`stage_two`): whether amounts fit their currency, and the typed values
 `__v_<name>` (null whenever the text is invalid, so cross-column rules need no re-checking).
@@ -24,7 +24,7 @@ from backfill.contracts.model import ColumnSpec, Contract, NumberLocale
 from backfill.validate import parse
 from backfill.validate.rules import (
     cur_col,
-    exp_col,
+    factor_col,
     fits_col,
     lower_col,
     lowered_columns,
@@ -141,7 +141,7 @@ def stage_one(
                 code = pl.when(parse.blank(code)).then(fallback).otherwise(code)
             out += [
                 code.alias(cur_col(key).meta.output_name()),
-                parse.currency_exponent(code).alias(exp_col(key).meta.output_name()),
+                parse.thousandths_per_minor_unit(code).alias(factor_col(key).meta.output_name()),
             ]
         if col.type in ("money", "decimal"):
             number = parse.plain_number if col.name in gated else parse.normalise_number
@@ -179,11 +179,6 @@ def _number_col(name: str) -> pl.Expr:
     return pl.col(f"__n_{name}")
 
 
-def _factor_col(key: str) -> pl.Expr:
-    """Thousandths per minor unit of a currency key (stage `numbers`): 1000 / 10 / 1."""
-    return pl.col(f"__k_{key}")
-
-
 def _milli_col(name: str) -> pl.Expr:
     """An amount in thousandths of a major unit (stage `thousandths`)."""
     return pl.col(f"__t_{name}")
@@ -191,15 +186,9 @@ def _milli_col(name: str) -> pl.Expr:
 
 def stage_numbers(contract: Contract) -> list[pl.Expr]:
     """Each money/decimal column's plain text read as a float (once: every later use reads
-    the column), and each currency key's thousandths per minor unit."""
+    the column)."""
     out: list[pl.Expr] = []
-    seen: set[str] = set()
     for col in contract.columns:
-        if col.type == "money" and currency_key(col) not in seen:
-            key = currency_key(col)
-            seen.add(key)
-            factor = parse.thousandths_per_minor_unit(exp_col(key))
-            out.append(factor.alias(_factor_col(key).meta.output_name()))
         if col.type in ("money", "decimal"):
             x = plain_col(col.name).cast(pl.Float64, strict=False)
             out.append(x.alias(_number_col(col.name).meta.output_name()))
@@ -233,7 +222,7 @@ def _fits(col: ColumnSpec, *, checked: bool) -> pl.Expr:
     No when/then chains: each level of one is a pass over the whole column.
     """
     milli = _milli_col(col.name)
-    fits = milli.is_null() | parse.multiple_of(milli, _factor_col(currency_key(col)))
+    fits = milli.is_null() | parse.multiple_of(milli, factor_col(currency_key(col)))
     if not checked:  # `checked`: the gate has seen at most three significant decimals
         fits = plain_col(col.name).str.contains(_SIG3) & fits
     return fits
@@ -248,7 +237,7 @@ def stage_two(contract: Contract, *, gated: frozenset[str] = frozenset()) -> lis
         t = text_col(col.name)
         if col.type == "money":
             fits = _fits(col, checked=col.name in gated)
-            minor = _milli_col(col.name) // _factor_col(currency_key(col))
+            minor = _milli_col(col.name) // factor_col(currency_key(col))
             out += [
                 fits.alias(fits_col(col.name).meta.output_name()),
                 pl.when(fits).then(minor).alias(name),
