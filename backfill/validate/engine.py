@@ -495,8 +495,14 @@ def _main_pass(
         tz=env.tz,
         gated=gated,
         fast=True,
-    ).with_columns([chk.failed for chk in fast_checks])
-    doubtful = [_hit(chk) for chk in fast_checks]
+    )
+    # Whether any rule the gate leaves fails: one null-fill for all of them (Kleene `or`: a
+    # true wins over a null, which is a pass), not one per rule.
+    doubtful = (
+        [pl.any_horizontal([chk.raw for chk in fast_checks]).fill_null(False)]
+        if fast_checks
+        else []
+    )
     lowered = set(lowered_columns(c, gated=gated))
     doubtful += [
         not_canonical

@@ -99,9 +99,13 @@ class Check:
     """Header as found in the file (canonical name when the column is absent)."""
     level: Level
     failed: pl.Expr
+    """True when the row breaks the rule (never null), named `__chk:<rule>:<column>`."""
     value: pl.Expr
     """Text shown in the rejects/warnings file."""
     message: str
+    raw: pl.Expr
+    """`failed` before its nulls are read as passes (null where the rule cannot tell): an
+    `any_horizontal` over several of these, null-filled once, says whether any failed."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,13 @@ def _check(
 ) -> Check:
     label = env.label(col.name)
     return Check(
-        rule, label, level or col.level, _named(failed, rule, label), text_col(col.name), message
+        rule,
+        label,
+        level or col.level,
+        _named(failed, rule, label),
+        text_col(col.name),
+        message,
+        failed,
     )
 
 
@@ -434,7 +444,13 @@ def cross_check(env: ColumnEnv, rule: RuleSpec, contract: Contract) -> Check:
     label = env.label(first)
     value = text_col(first)
     return Check(
-        rule.id, label, rule.level, _named(when & failed, rule.id, label), value, rule.message
+        rule.id,
+        label,
+        rule.level,
+        _named(when & failed, rule.id, label),
+        value,
+        rule.message,
+        when & failed,
     )
 
 
@@ -453,7 +469,9 @@ def unique_check(env: ColumnEnv, spec: UniqueSpec) -> Check:
     label = env.label(spec.columns[0])
     failed = unique_value(spec).is_in(dup.implode())
     value = pl.concat_str([text_col(c).fill_null("") for c in spec.columns], separator=" | ")
-    return Check(spec.id, label, spec.level, _named(failed, spec.id, label), value, spec.message)
+    return Check(
+        spec.id, label, spec.level, _named(failed, spec.id, label), value, spec.message, failed
+    )
 
 
 def lowered_columns(contract: Contract, *, gated: frozenset[str] = frozenset()) -> list[str]:
