@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 _MAX_DOUBTFUL_KEYS = 20_000
-_GROUP_LINES = 100_000
+_COPY_IN_PYTHON = 64
 _LINE_SEP = "\x00"  # a separator that does not occur in CSV text: one column per physical line
 _QUOTED = r'"[^"]*"'
 
@@ -158,42 +158,28 @@ def scan_structure(
     batches = frame.select(*cols, pl.when(keep).then(line).alias("line")).collect_batches(
         engine="streaming"
     )
+    # Per batch (a few thousand lines) only direct Series calls: an eager frame operation
+    # plans a query of its own, which cost more than the batch's lines (0.4 s a GB).
     n_lines = 0
-    kept: list[pl.DataFrame] = []
     hashes: list[pl.Series] = []
-    pending: list[pl.DataFrame] = []
-    pending_rows = 0
-
-    def take(frames: list[pl.DataFrame]) -> None:
-        # Batches are small (a few thousand lines) and every eager frame operation costs a
-        # query plan of its own: they are handled in groups of about 100k lines (1.45 ->
-        # 1.30 s on the 1 GB file). Not more: the kept lines' text still points into their
-        # batch's buffers, so a group holds its lines' text (1M lines: 0.2 GB more RSS).
-        group = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
-        if with_keys:
-            hashes.append(group.get_column("key").drop_nulls())
-        sub = group.filter(pl.col("keep"))
-        if sub.height:
-            kept.append(
-                sub.select(
-                    "ln",
-                    odd=q % 2 == 1,
-                    fields=fields.cast(pl.Int64),
-                    blank=line.is_null(),
-                    # copied: a slice of the group would keep the whole group's text alive
-                    text=line + pl.lit(""),
-                )
-            )
-
+    kept_ln: list[pl.Series] = []
+    kept_text: list[pl.Series] = []
     for batch in batches:
         n_lines += batch.height
-        pending.append(batch)
-        pending_rows += batch.height
-        if pending_rows >= _GROUP_LINES:
-            take(pending)
-            pending, pending_rows = [], 0
-    if pending:
-        take(pending)
+        if with_keys:
+            hashes.append(batch.get_column("key"))
+        keep = batch.get_column("keep")
+        n_keep = keep.sum()
+        if not n_keep:
+            continue
+        kept_ln.append(batch.get_column("ln").filter(keep))
+        text = batch.get_column("line").filter(keep)
+        # Copied: a filtered view would keep the whole batch's text alive. A few lines go
+        # through Python (cheap for a few), many through a polars copy.
+        if n_keep <= _COPY_IN_PYTHON:
+            kept_text.append(pl.Series("line", text.to_list(), dtype=pl.String))
+        else:
+            kept_text.append(text.to_frame().select(pl.col("line") + pl.lit("")).to_series())
     schema = {
         "ln": pl.Int64,
         "odd": pl.Boolean,
@@ -201,7 +187,19 @@ def scan_structure(
         "blank": pl.Boolean,
         "text": pl.String,
     }
-    found = pl.concat(kept) if kept else pl.DataFrame(schema=schema)
+    if kept_ln:
+        found = pl.DataFrame(
+            {"ln": pl.concat(kept_ln), "line": pl.concat(kept_text)},
+            schema={"ln": pl.Int64, "line": pl.String},
+        ).select(
+            "ln",
+            odd=q % 2 == 1,
+            fields=fields.cast(pl.Int64),
+            blank=line.is_null(),
+            text=line,
+        )
+    else:
+        found = pl.DataFrame(schema=schema)
     odd_blank_or_ragged = pl.col("odd") | pl.col("blank") | (pl.col("fields") != n_fields)
     candidates = found.filter(odd_blank_or_ragged)
     doubtful_lines = found.select("ln") if line_gate is not None else None
@@ -299,7 +297,9 @@ def scan_structure(
     # Many doubtful records (a file in the wrong locale, say): their identities would be read
     # here one by one; the duplicates pass reads them faster.
     if with_keys and len(st.doubtful_recs or []) <= max(_MAX_DOUBTFUL_KEYS, st.n_records // 100):
-        st.key_hashes = pl.concat(hashes) if hashes else pl.Series("key", [], pl.UInt64)
+        st.key_hashes = (
+            pl.concat(hashes).drop_nulls() if hashes else pl.Series("key", [], pl.UInt64)
+        )
         line_text = dict(found.select("ln", "text").iter_rows())
         starts = {rec: ln for rec, ln, _ in st.multiline.iter_rows()}
         for rec in st.doubtful_recs or []:

@@ -92,11 +92,12 @@ def test_fixture_bytes_are_what_the_tests_say() -> None:
     assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw and not raw.endswith(b"\n")
 
 
-def test_structure_is_the_same_whatever_the_batch_grouping(
+def test_structure_is_the_same_whichever_way_kept_lines_are_copied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The structure pass handles its batches in groups: one line per group or all lines in one
-    group, the same records, problems, doubtful lines and identity hashes come out."""
+    """The structure pass copies the lines it keeps out of each streamed batch, through Python
+    (a few) or polars (many): either way, over several batches, the same records, problems,
+    doubtful lines and identity hashes come out."""
     from backfill.validate import structure
 
     lines = ["id,Amount,Note"]
@@ -118,9 +119,9 @@ def test_structure_is_the_same_whatever_the_batch_grouping(
             p, 3, ends_with_newline=True, line_gate=gate, first_cell_keys=lambda e: e.hash(seed=0)
         )
 
-    monkeypatch.setattr(structure, "_GROUP_LINES", 1)
+    monkeypatch.setattr(structure, "_COPY_IN_PYTHON", 0)
     small = scan()
-    monkeypatch.setattr(structure, "_GROUP_LINES", 10**9)
+    monkeypatch.setattr(structure, "_COPY_IN_PYTHON", 10**9)
     whole = scan()
     assert small.n_records == whole.n_records == 30_000
     assert small.problems == whole.problems and len(small.problems) == 31
