@@ -72,9 +72,10 @@ def canonical_lower(contract: Contract) -> dict[str, tuple[pl.Expr, pl.Expr | No
     Column -> (its lower-cased text on rows written canonically, and when not None, the rows
     that are not: the fast lane must send those to the exact lane):
 
-    - a currency column: its text as it is. Exports write codes in lower case, and the
-      currency_code rule (evaluated in the fast lane) fails any code that is not a known
-      lower-case one, so a row with `USD` takes the exact lane anyway.
+    - a currency column: its text as it is. Exports write codes in lower case, and a code in
+      any other case takes the exact lane anyway: the gate (gate.py) only passes known
+      lower-case codes in a currency column, or, where it cannot, the currency_code rule
+      stays in the fast lane and fails any code that is not one.
     - a case-insensitive enum column (ASCII values): each value as the contract writes it
       mapped to its lower case by equality tests (a few instructions a row, lower-casing a
       few hundred); a value in any other case is not canonical.
@@ -89,7 +90,9 @@ def canonical_lower(contract: Contract) -> dict[str, tuple[pl.Expr, pl.Expr | No
             for v in col.enum:
                 chain = chain.when(t == v).then(pl.lit(v.lower()))  # type: ignore[union-attr]
             lowered = chain.otherwise(pl.lit(None, pl.String))  # type: ignore[union-attr]
-            out[col.name] = (lowered, ~parse.blank(t) & ~t.is_in(list(col.enum)))
+            # Not canonical: not blank, yet no spelling matched (read from the stage column:
+            # an `is_in` over the text again would cost a lookup per row).
+            out[col.name] = (lowered, ~parse.blank(t) & lower_col(col.name).is_null())
         elif col.name in currencies:
             out[col.name] = (t, None)
     return out
