@@ -61,7 +61,13 @@ from backfill.validate.structure import (
     read_header,
     scan_structure,
 )
-from backfill.validate.values import canonical_lower, output_value, with_values
+from backfill.validate.values import (
+    MONEY_STAND_IN_RULES,
+    canonical_lower,
+    money_stand_ins,
+    output_value,
+    with_values,
+)
 
 __all__ = ["DEFAULT_MAX_REJECT_RATE", "ValidateOptions", "validate_files"]
 
@@ -484,7 +490,10 @@ def _main_pass(
     gated = gate.columns if gate else frozenset()
     covered = gate.covered if gate else frozenset()
     trimmed = gate.trimmed if gate and fast_lane else frozenset()
-    fast_checks = [chk for chk in checks if (chk.rule, chk.column) not in covered]
+    # Amount rules of gated money columns: one test per column stands in for them.
+    stand_ins = money_stand_ins(c, gated)
+    replaced = {(r, env.label(n)) for n in stand_ins for r in MONEY_STAND_IN_RULES}
+    fast_checks = [chk for chk in checks if (chk.rule, chk.column) not in covered | replaced]
     st = p.structure
     struct_recs = [pr.rec for pr in st.problems if pr.rec < st.readable_records]
     base = ["__rec", *[col.name for col in c.columns], *_passthrough(p)]
@@ -498,11 +507,8 @@ def _main_pass(
     )
     # Whether any rule the gate leaves fails: one null-fill for all of them (Kleene `or`: a
     # true wins over a null, which is a pass), not one per rule.
-    doubtful = (
-        [pl.any_horizontal([chk.raw for chk in fast_checks]).fill_null(False)]
-        if fast_checks
-        else []
-    )
+    fails = [chk.raw for chk in fast_checks] + list(stand_ins.values())
+    doubtful = [pl.any_horizontal(fails).fill_null(False)] if fails else []
     lowered = set(lowered_columns(c, gated=gated))
     doubtful += [
         not_canonical

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from backfill.contracts.currencies import ISK_WHOLE_UNITS
 from backfill.contracts.model import ColumnSpec, Contract, NumberLocale
 from backfill.validate import parse
 from backfill.validate.rules import (
@@ -35,8 +36,10 @@ from backfill.validate.rules import (
 )
 
 __all__ = [
+    "MONEY_STAND_IN_RULES",
     "canonical_lower",
     "currency_key",
+    "money_stand_ins",
     "output_value",
     "stage_lower",
     "stage_numbers",
@@ -114,9 +117,9 @@ def with_values(
     return (
         lf.with_columns(stage_lower(contract, gated, fast=fast))
         .with_columns(stage_one(contract, locale=locale, tz=tz, gated=gated))
-        .with_columns(stage_numbers(contract))
+        .with_columns(stage_numbers(contract, gated=gated, fast=fast))
         .with_columns(stage_thousandths(contract, gated=gated))
-        .with_columns(stage_two(contract, gated=gated))
+        .with_columns(stage_two(contract, gated=gated, fast=fast))
     )
 
 
@@ -182,16 +185,58 @@ def _number_col(name: str) -> pl.Expr:
     return pl.col(f"__n_{name}")
 
 
+def _strict_factor_col(key: str) -> pl.Expr:
+    """Thousandths a currency key's amounts must be a multiple of to pass every amount rule:
+    1000 for zero-decimal currencies and ISK (whole krónur), else 10 (stage `numbers`)."""
+    return pl.col(f"__kk_{key}")
+
+
+MONEY_STAND_IN_RULES = ("money_scale", "three_decimal_last_digit", "isk_fraction")
+"""The amount rules `money_stand_ins` decides together, per gated money column."""
+
+
+def money_stand_ins(contract: Contract, gated: frozenset[str]) -> dict[str, pl.Expr]:
+    """Gated money column -> one test that is true whenever one of `MONEY_STAND_IN_RULES`
+    could fail on it (the fast lane's values: `with_values(fast=True)`).
+
+    An amount passes all three when its thousandths are a multiple of its currency's
+    strictest multiple: 1000 for a zero-decimal currency (no decimals) and for ISK (whole
+    krónur), 10 otherwise (two decimals; for a three-decimal currency, a last digit of 0).
+    Every currency's own factor divides that multiple, so a row that passes also fits its
+    currency. The test may be true where no rule fails (an ISK amount with decimals is a
+    warning only for ISK): such rows take the exact lane, which decides. Null (no amount)
+    is a pass, as for the rules.
+    """
+    return {
+        col.name: ~parse.multiple_of(_milli_col(col.name), _strict_factor_col(currency_key(col)))
+        for col in contract.columns
+        if col.type == "money" and col.name in gated
+    }
+
+
 def _milli_col(name: str) -> pl.Expr:
     """An amount in thousandths of a major unit (stage `thousandths`)."""
     return pl.col(f"__t_{name}")
 
 
-def stage_numbers(contract: Contract) -> list[pl.Expr]:
+def stage_numbers(
+    contract: Contract, *, gated: frozenset[str] = frozenset(), fast: bool = False
+) -> list[pl.Expr]:
     """Each money/decimal column's plain text read as a float (once: every later use reads
-    the column)."""
+    the column); `fast`: each gated amount's currency key's strictest multiple (see
+    `money_stand_ins`)."""
     out: list[pl.Expr] = []
+    seen: set[str] = set()
     for col in contract.columns:
+        key = currency_key(col)
+        if fast and col.type == "money" and col.name in gated and key not in seen:
+            seen.add(key)
+            strict = pl.when((factor_col(key) == 1000) | (cur_col(key) == ISK_WHOLE_UNITS))
+            out.append(
+                strict.then(pl.lit(1000, pl.Int64))
+                .otherwise(pl.lit(10, pl.Int64))
+                .alias(_strict_factor_col(key).meta.output_name())
+            )
         if col.type in ("money", "decimal"):
             x = plain_col(col.name).cast(pl.Float64, strict=False)
             out.append(x.alias(_number_col(col.name).meta.output_name()))
@@ -231,14 +276,19 @@ def _fits(col: ColumnSpec, *, checked: bool) -> pl.Expr:
     return fits
 
 
-def stage_two(contract: Contract, *, gated: frozenset[str] = frozenset()) -> list[pl.Expr]:
+def stage_two(
+    contract: Contract, *, gated: frozenset[str] = frozenset(), fast: bool = False
+) -> list[pl.Expr]:
     """Typed values (and whether amounts fit their currency) from stage one (`gated`: as in
     `stage_one`)."""
     out: list[pl.Expr] = []
     for col in contract.columns:
         name = typed_col(col.name).meta.output_name()
         t = text_col(col.name)
-        if col.type == "money":
+        if col.type == "money" and fast and col.name in gated:
+            # No `fits` here: a row whose amount does not fit fails `money_stand_ins`.
+            out.append((_milli_col(col.name) // factor_col(currency_key(col))).alias(name))
+        elif col.type == "money":
             fits = _fits(col, checked=col.name in gated)
             minor = _milli_col(col.name) // factor_col(currency_key(col))
             out += [

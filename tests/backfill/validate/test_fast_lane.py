@@ -433,3 +433,35 @@ def test_rules_the_gate_decides_still_fail_in_the_exact_lane(tmp_path: Path) -> 
     valid = pl.read_csv(fast.valid_path, infer_schema=False)  # type: ignore[arg-type]
     assert sorted(valid["id"].to_list()) == ["ch_1", "ch_3", "ch_5", "ch_8"]
     assert sorted(valid["amount"].to_list()) == ["100", "1000", "1000", "1000"]
+
+
+def test_one_test_per_amount_stands_in_for_its_scale_rules_and_agrees(tmp_path: Path) -> None:
+    """Zero-, two- and three-decimal currencies and ISK: the fast lane's single multiple test
+    per amount sends every row that may break money_scale, three_decimal_last_digit or
+    isk_fraction to the exact lane, which names the rule (or finds none)."""
+    header = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status,Fee\n"
+    rows = (
+        "ch_1,2026-01-05 10:00,12.340,0,kwd,true,Paid,0.010\n"  # valid
+        "ch_2,2026-01-05 10:00,12.345,0,kwd,true,Paid,\n"  # three_decimal (warning)
+        "ch_3,2026-01-05 10:00,1200,0,jpy,true,Paid,36\n"  # valid
+        "ch_4,2026-01-05 10:00,12.5,0,jpy,true,Paid,\n"  # money_scale
+        "ch_5,2026-01-05 10:00,10.00,0,isk,true,Paid,1\n"  # valid
+        "ch_6,2026-01-05 10:00,10.50,0,isk,true,Paid,\n"  # isk_fraction (warning)
+        "ch_7,2026-01-05 10:00,10.005,0,usd,true,Paid,\n"  # money_scale
+        "ch_8,2026-01-05 10:00,10.5,0,usd,true,Paid,0.30\n"  # valid
+        "ch_9,2026-01-05 10:00,10.5,0,usd,true,Paid,0.305\n"  # money_scale on Fee
+    )
+    p = write(tmp_path, "p.csv", header + rows)
+    (fast,) = _both_lanes([p], tmp_path)
+    assert fast.rejected_by_rule == {"money_scale": 3}
+    assert fast.warnings_by_rule == {"isk_fraction": 1, "three_decimal_last_digit": 1}
+    valid = pl.read_csv(fast.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    got = dict(zip(valid["id"].to_list(), valid["amount"].to_list(), strict=True))
+    assert got == {
+        "ch_1": "12340",
+        "ch_2": "12345",
+        "ch_3": "1200",
+        "ch_5": "1000",
+        "ch_6": "1050",
+        "ch_8": "1050",
+    }
