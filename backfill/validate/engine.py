@@ -445,7 +445,7 @@ def _exclusion(p: _Prepared, cutover: datetime | None) -> pl.Expr:
     excl: pl.Expr = pl.when(rec.is_in(st.blank_recs)).then(pl.lit("blank_line"))
     for ex in c.exclude:
         t = pl.col(f"__l_{ex.column}")
-        excl = excl.when(t.is_in([v.lower() for v in ex.values])).then(pl.lit(ex.reason))
+        excl = excl.when(parse.one_of(t, [v.lower() for v in ex.values])).then(pl.lit(ex.reason))
     if cutover is not None and c.event_time:
         cut = pl.lit(cutover.astimezone(UTC).replace(tzinfo=None)).dt.replace_time_zone("UTC")
         excl = excl.when(pl.col(f"__v_{c.event_time}") >= cut).then(pl.lit("after_cutover"))

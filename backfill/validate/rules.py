@@ -399,11 +399,13 @@ def _when(rule: RuleSpec, contract: Contract) -> pl.Expr:
     cond = pl.lit(True)
     for w in rule.when:
         spec = contract.column(w.column)
-        t = lower_col(w.column)
         vals = [v.lower() for v in w.values]
-        if spec.type == "bool":
-            t = typed_col(w.column).cast(pl.String)
-        hit = t.is_in(vals).fill_null(False)
+        if spec.type == "bool":  # the typed value, compared as a boolean
+            flags = [v == "true" for v in vals if v in ("true", "false")]
+            hit = parse.one_of(typed_col(w.column), flags) if flags else pl.lit(False)
+        else:
+            hit = parse.one_of(lower_col(w.column), [v for v in vals if v] or vals)
+        hit = hit.fill_null(False)
         if "" in vals:
             hit = hit | parse.blank(text_col(w.column))
         cond = cond & hit
