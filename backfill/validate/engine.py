@@ -438,17 +438,25 @@ def _value_hash(e: pl.Expr) -> pl.Expr:
     return e.hash(seed=0)
 
 
-def _exclusion(p: _Prepared, cutover: datetime | None) -> pl.Expr:
-    """Why a row is set aside (blank line, contract exclusions, after the cut-over), or null."""
-    c, st = p.contract, p.structure
-    rec = pl.col("__rec")
-    excl: pl.Expr = pl.when(rec.is_in(st.blank_recs)).then(pl.lit("blank_line"))
-    for ex in c.exclude:
-        t = pl.col(f"__l_{ex.column}")
-        excl = excl.when(parse.one_of(t, [v.lower() for v in ex.values])).then(pl.lit(ex.reason))
+def _exclusion_tests(p: _Prepared, cutover: datetime | None) -> list[tuple[pl.Expr, str]]:
+    """(test, reason) of every exclusion by value: the contract's, then the cut-over."""
+    c = p.contract
+    tests = [
+        (parse.one_of(pl.col(f"__l_{ex.column}"), [v.lower() for v in ex.values]), ex.reason)
+        for ex in c.exclude
+    ]
     if cutover is not None and c.event_time:
         cut = pl.lit(cutover.astimezone(UTC).replace(tzinfo=None)).dt.replace_time_zone("UTC")
-        excl = excl.when(pl.col(f"__v_{c.event_time}") >= cut).then(pl.lit("after_cutover"))
+        tests.append((pl.col(f"__v_{c.event_time}") >= cut, "after_cutover"))
+    return tests
+
+
+def _exclusion(p: _Prepared, cutover: datetime | None) -> pl.Expr:
+    """Why a row is set aside (blank line, contract exclusions, after the cut-over), or null."""
+    rec = pl.col("__rec")
+    excl: pl.Expr = pl.when(rec.is_in(p.structure.blank_recs)).then(pl.lit("blank_line"))
+    for test, reason in _exclusion_tests(p, cutover):
+        excl = excl.when(test).then(pl.lit(reason))
     return excl.otherwise(None)
 
 
@@ -515,15 +523,20 @@ def _main_pass(
         for name, (_, not_canonical) in canonical_lower(c).items()
         if name in lowered and not_canonical is not None
     ]
+    rec = pl.col("__rec")
+    set_aside = struct_recs + st.blank_recs  # records with a structure problem, blank lines
     if st.doubtful_recs is not None:  # the structure pass ran the gate on the raw lines
-        doubtful.append(pl.col("__rec").is_in(st.doubtful_recs))
+        # Neither kind of record matches the gate: only those that somehow did are added.
+        seen = set(st.doubtful_recs)
+        set_aside = [r for r in set_aside if r not in seen]
+        doubtful.append(rec.is_in(st.doubtful_recs))
     elif gate is not None:
         doubtful.append(~gate.ok)
-    doubtful += [
-        pl.col("__rec").is_in(struct_recs),
-        _exclusion(p, cutover).is_not_null(),
-        _key(c).pipe(_value_hash).is_in(dup_keys.implode()),
-    ]
+    if set_aside:
+        doubtful.append(rec.is_in(set_aside))
+    # Exclusions by value as booleans (the reasons are the exact lane's business).
+    doubtful += [test.fill_null(False) for test, _ in _exclusion_tests(p, cutover)]
+    doubtful.append(_key(c).pipe(_value_hash).is_in(dup_keys.implode()))
     # One evaluation feeds both sinks and the count (without the cache node collect_all
     # re-runs the whole plan per sink).
     is_fast = ~pl.any_horizontal(doubtful).fill_null(True) if fast_lane else pl.lit(False)
