@@ -109,9 +109,9 @@ def scan_structure(
 ) -> Structure:
     """Find every record's start line and field count; report the ones that do not fit.
 
-    Only lines that may matter come back from the streaming query (memory stays flat): lines
-    with an odd number of quotes (they open or close a multi-line record), blank lines, and lines
-    whose field count differs from the header's. Quote parity only changes on odd-quote lines,
+    The streaming query hands over its lines batch by batch; only lines that may matter are
+    kept (memory stays flat): lines with an odd number of quotes (they open or close a
+    multi-line record), blank lines, and lines whose field count differs from the header's. Quote parity only changes on odd-quote lines,
     so consecutive pairs of them delimit the multi-line records; an unpaired last one means the
     file ends inside a quoted value.
 
@@ -147,17 +147,20 @@ def scan_structure(
     with_keys = first_cell_keys is not None and line_gate is not None
     # Each derived column in a with_columns of its own: the streaming select would evaluate
     # a shared sub-expression (the gate regex) once per use.
-    frame = physical_lines(path).with_row_index("ln", offset=1).with_columns(keep=missed)
+    frame = physical_lines(path).with_row_index("ln", offset=1)
     keep = pl.col("keep")
-    cols = [pl.col("ln").cast(pl.Int64), keep]
+    cols = [pl.col("ln").cast(pl.Int64), keep, line]
     if with_keys:
-        frame = frame.with_columns(
-            __first=line.str.slice(0, line.str.find(",", literal=True))
-        ).with_columns(keep=keep | (pl.col("__first").str.len_bytes() == 0))
-        cols.append(pl.when(~keep).then(first_cell_keys(pl.col("__first"))).alias("key"))  # type: ignore[misc]
-    batches = frame.select(*cols, pl.when(keep).then(line).alias("line")).collect_batches(
-        engine="streaming"
-    )
+        # A line whose first cell is empty (a comma first) is kept too: its identity may
+        # come from another column. Every line's first cell is hashed; the batch loop keeps
+        # the hashes of the lines that are not kept (no when/then per line here).
+        pos = pl.col("__pos")
+        frame = frame.with_columns(keep=missed, __pos=line.str.find(",", literal=True))
+        frame = frame.with_columns(keep=keep | (pos == 0).fill_null(False))
+        cols.append(first_cell_keys(line.str.slice(0, pos)).alias("key"))  # type: ignore[misc]
+    else:
+        frame = frame.with_columns(keep=missed)
+    batches = frame.select(*cols).collect_batches(engine="streaming")
     # Per batch (a few thousand lines) only direct Series calls: an eager frame operation
     # plans a query of its own, which cost more than the batch's lines (0.4 s a GB).
     n_lines = 0
@@ -166,10 +169,11 @@ def scan_structure(
     kept_text: list[pl.Series] = []
     for batch in batches:
         n_lines += batch.height
-        if with_keys:
-            hashes.append(batch.get_column("key"))
         keep = batch.get_column("keep")
         n_keep = keep.sum()
+        if with_keys:
+            keys = batch.get_column("key")
+            hashes.append(keys.filter(~keep) if n_keep else keys)
         if not n_keep:
             continue
         kept_ln.append(batch.get_column("ln").filter(keep))
@@ -297,9 +301,7 @@ def scan_structure(
     # Many doubtful records (a file in the wrong locale, say): their identities would be read
     # here one by one; the duplicates pass reads them faster.
     if with_keys and len(st.doubtful_recs or []) <= max(_MAX_DOUBTFUL_KEYS, st.n_records // 100):
-        st.key_hashes = (
-            pl.concat(hashes).drop_nulls() if hashes else pl.Series("key", [], pl.UInt64)
-        )
+        st.key_hashes = pl.concat(hashes) if hashes else pl.Series("key", [], pl.UInt64)
         line_text = dict(found.select("ln", "text").iter_rows())
         starts = {rec: ln for rec, ln, _ in st.multiline.iter_rows()}
         for rec in st.doubtful_recs or []:
