@@ -542,7 +542,7 @@ def _main_pass(
     is_fast = ~pl.any_horizontal(doubtful).fill_null(True) if fast_lane else pl.lit(False)
     lf = lf.with_columns(__fast=is_fast).cache()
     fast = pl.col("__fast")
-    out_cols = [output_value(col) for col in c.columns]
+    out_cols = [output_value(col, fast=True) for col in c.columns]
     passthrough = [pl.col(h) for h in _passthrough(p)]
     valid_path = p.result.valid_path
     assert valid_path is not None

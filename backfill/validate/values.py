@@ -69,6 +69,39 @@ def stage_lower(
     return out
 
 
+def _indexed_enum(col: ColumnSpec) -> bool:
+    """A case-insensitive enum of distinct ASCII values: the fast lane finds its text's
+    position among them (`stage_index`)."""
+    values = list(col.enum or ())
+    return (
+        bool(values)
+        and col.case_insensitive
+        and all(v and v.isascii() for v in values)
+        and len(set(values)) == len(values)
+    )
+
+
+def _index_col(name: str) -> pl.Expr:
+    """Position of a column's text among its enum values as the contract writes them."""
+    return pl.col(f"__i_{name}")
+
+
+def stage_index(contract: Contract) -> list[pl.Expr]:
+    """The fast lane's first stage: for each case-insensitive ASCII enum column, the position
+    of its text among the values as the contract writes them (null for any other text: a
+    value in another case is not canonical). One lookup per row, which the lower-casing
+    stand-in and the output mapping then both read by position (a when/then chain costs a
+    pass over the column per value)."""
+    return [
+        text_col(col.name)
+        .cast(pl.Enum(list(col.enum or ())), strict=False)
+        .to_physical()
+        .alias(_index_col(col.name).meta.output_name())
+        for col in contract.columns
+        if _indexed_enum(col)
+    ]
+
+
 def canonical_lower(contract: Contract) -> dict[str, tuple[pl.Expr, pl.Expr | None]]:
     """Lower-casing without lower-casing, for values written the way exports write them.
 
@@ -80,15 +113,20 @@ def canonical_lower(contract: Contract) -> dict[str, tuple[pl.Expr, pl.Expr | No
       lower-case codes in a currency column, or, where it cannot, the currency_code rule
       stays in the fast lane and fails any code that is not one.
     - a case-insensitive enum column (ASCII values): each value as the contract writes it
-      mapped to its lower case by equality tests (a few instructions a row, lower-casing a
-      few hundred); a value in any other case is not canonical.
+      mapped to its lower case, by its position (`stage_index`; equality tests when values
+      repeat), not by lower-casing (a few hundred instructions a row); a value in any other
+      case is not canonical.
     """
     currencies = {c.currency for c in contract.columns if c.currency}
     currencies |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
     out: dict[str, tuple[pl.Expr, pl.Expr | None]] = {}
     for col in contract.columns:
         t = text_col(col.name)
-        if col.enum and col.case_insensitive and all(v and v.isascii() for v in col.enum):
+        if _indexed_enum(col):
+            spellings = pl.Series([v.lower() for v in col.enum], dtype=pl.String)
+            lowered = pl.lit(spellings).gather(_index_col(col.name))
+            out[col.name] = (lowered, ~parse.blank(t) & lower_col(col.name).is_null())
+        elif col.enum and col.case_insensitive and all(v and v.isascii() for v in col.enum):
             chain: pl.Expr | pl.When | pl.Then = pl
             for v in col.enum:
                 chain = chain.when(t == v).then(pl.lit(v.lower()))  # type: ignore[union-attr]
@@ -114,6 +152,8 @@ def with_values(
     (`fast`: the fast lane's, see `stage_lower`)."""
     # One with_columns per stage: within one, the streaming engine evaluates a sub-expression
     # once per use (a float parse used four times costs four parses).
+    if fast:
+        lf = lf.with_columns(stage_index(contract))
     return (
         lf.with_columns(stage_lower(contract, gated, fast=fast))
         .with_columns(stage_one(contract, locale=locale, tz=tz, gated=gated))
@@ -327,8 +367,9 @@ def stage_two(
     return out
 
 
-def output_value(col: ColumnSpec) -> pl.Expr:
-    """The value written to the valid file for `col`, under its canonical name."""
+def output_value(col: ColumnSpec, *, fast: bool = False) -> pl.Expr:
+    """The value written to the valid file for `col`, under its canonical name (`fast`: from
+    the fast lane's stage columns, `with_values(fast=True)`)."""
     t = text_col(col.name)
     v = typed_col(col.name)
     if col.type == "money":
@@ -346,7 +387,15 @@ def output_value(col: ColumnSpec) -> pl.Expr:
             out = t
     else:
         out = t
-        if col.enum_map:
+        if col.enum_map and fast and _indexed_enum(col):
+            # By position: the mapped value of each value as the contract writes it (the
+            # first key that matches it in any case, as the chain below), else its lower case.
+            mapping: dict[str, str] = {}
+            for k, val in col.enum_map.items():
+                mapping.setdefault(k.lower(), val)
+            values = [mapping.get(v.lower(), v.lower()) for v in col.enum or ()]
+            out = pl.lit(pl.Series(values, dtype=pl.String)).gather(_index_col(col.name))
+        elif col.enum_map:
             # A when/then chain, not replace_strict (which the streaming engine cannot stream).
             key = lower_col(col.name) if col.case_insensitive else t
             mapped: pl.Expr | pl.When | pl.Then = pl

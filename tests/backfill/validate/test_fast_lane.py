@@ -465,3 +465,39 @@ def test_one_test_per_amount_stands_in_for_its_scale_rules_and_agrees(tmp_path: 
         "ch_6": "1050",
         "ch_8": "1050",
     }
+
+
+def test_enum_values_are_mapped_by_position_as_the_chain_maps_them() -> None:
+    """The fast lane maps a case-insensitive enum by the text's position among the values;
+    the exact lane by a chain over the lower-cased text: the same output for every canonical
+    value (a key in another case, a value the map leaves out), null for any other text."""
+    from backfill.validate.values import output_value, stage_index, stage_lower
+
+    col = ColumnSpec(
+        name="s",
+        header="S",
+        enum=("Paid", "Refunded", "Other"),
+        case_insensitive=True,
+        enum_map={"PAID": "succeeded", "paid": "ignored", "Refunded": "succeeded"},
+    )
+    contract = load_contracts()["stripe_payments"].model_copy(
+        update={"columns": [col], "rules": [], "exclude": [], "unique": []}
+    )
+    df = pl.DataFrame({"s": ["Paid", "Refunded", "Other", "paid", "x", "", None]})
+    fast = (
+        df.lazy()
+        .with_columns(stage_index(contract))
+        .with_columns(stage_lower(contract, fast=True))
+        .select(output_value(col, fast=True))
+        .collect()["s"]
+        .to_list()
+    )
+    exact = (
+        df.lazy()
+        .with_columns(stage_lower(contract))
+        .select(output_value(col))
+        .collect()["s"]
+        .to_list()
+    )
+    assert fast[:3] == exact[:3] == ["succeeded", "succeeded", "other"]
+    assert fast[3:] == [None, None, None, None]  # not canonical: the exact lane decides
