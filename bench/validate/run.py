@@ -315,7 +315,7 @@ def _tools(args: argparse.Namespace, sl: Path, out: Path) -> None:
         raise RuntimeError(f"frictionless did not read the file: {fr}")
     print(
         line("frictionless (report only)", fr, slsize, args.slice)
-        + f"  -> validate is {fr['seconds'] / v['seconds']:.0f}x faster"
+        + f"  -> validate is {fr['seconds'] / v['seconds']:.1f}x faster"
     )
 
 
