@@ -271,13 +271,17 @@ def _sign_rules(col: ColumnSpec) -> set[str]:
 
 def _currency_codes(col: ColumnSpec) -> str | None:
     """The known codes a currency column's pattern allows, in lower case (how exports write
-    them: `USD` takes the exact lane), as one alternation; None if there are none."""
-    try:
-        rx = re.compile(col.pattern) if col.pattern else None
-    except re.error:
-        return None
-    codes = [c for c in sorted(KNOWN_CURRENCIES) if rx is None or rx.fullmatch(c)]
-    return f"(?:{'|'.join(codes)})" if codes else None
+    them: `USD` takes the exact lane), as one alternation; None if there are none.
+
+    The codes are tested the way `rule_pattern` tests a value (polars' `str.contains`, the
+    same regex engine), so a code the gate lets through cannot fail that rule."""
+    codes = pl.Series(sorted(KNOWN_CURRENCIES), dtype=pl.String)
+    if col.pattern:
+        try:
+            codes = codes.filter(codes.str.contains(col.pattern))
+        except pl.exceptions.PolarsError:
+            return None
+    return f"(?:{'|'.join(codes.to_list())})" if codes.len() else None
 
 
 def _form(col: ColumnSpec, locale: NumberLocale, currency: bool) -> tuple[str, set[str]] | None:

@@ -501,3 +501,16 @@ def test_enum_values_are_mapped_by_position_as_the_chain_maps_them() -> None:
     )
     assert fast[:3] == exact[:3] == ["succeeded", "succeeded", "other"]
     assert fast[3:] == [None, None, None, None]  # not canonical: the exact lane decides
+
+
+def test_currency_codes_in_the_gate_are_those_the_pattern_rule_passes() -> None:
+    """The codes are filtered with the rule's own test (`str.contains`): an unanchored
+    pattern keeps every code it finds a match in, a narrower one only its own."""
+    usd_only = ColumnSpec(name="c", header="C", pattern="^usd$")
+    part, _ = gate_part(usd_only, "plain", currency=True)  # type: ignore[misc]
+    assert part in ("(?:usd)?", "(?:usd)")
+    prefix = ColumnSpec(name="c", header="C", pattern="^e")  # unanchored end: eur, egp, ...
+    part, _ = gate_part(prefix, "plain", currency=True)  # type: ignore[misc]
+    assert "eur" in part and "usd" not in part
+    broken = ColumnSpec(name="c", header="C", pattern="^[a-z")  # not a regex: no code part
+    assert gate_part(broken, "plain", currency=True) is None
