@@ -1,15 +1,17 @@
 """Typed values of contract columns, computed once per column in stages, and their output form.
 
-Stage 0 (`stage_lower`): lower-cased text of the columns compared or written in lower case.
-Stage 1 (`stage_one`): per currency column the lower-cased code and its thousandths per minor
-unit (1000 / 10 / 1 for 0 / 2 / 3 decimals); per number column its plain text (locale
-separators removed; null when the text is not a number); per datetime column whether the text has a declared form and the parsed UTC instant. Then
-(`stage_numbers`, `stage_thousandths`) each number read as a float once and each amount in
-thousandths. Stage 2 (`stage_two`): whether amounts fit their currency, and the typed values
-`__v_<name>` (null whenever the text is invalid, so cross-column rules need no re-checking).
-Rules read these columns instead of re-deriving them, so each operation runs once per cell.
-`with_values` applies the stages, each in a `with_columns` of its own (within one, the
-streaming engine would evaluate a shared sub-expression once per use).
+Stage 0 (`stage_lower`): lower-cased text of the columns compared or written in lower case
+(in the fast lane read by position from `stage_index` for case-insensitive enums). Stage 1
+(`stage_one`): per currency column the lower-cased code and its thousandths per minor unit
+(1000 / 10 / 1 for 0 / 2 / 3 decimals); per number column its plain text (locale separators
+removed; null when the text is not a number); per datetime column whether the text has a
+declared form and the parsed UTC instant. Then (`stage_numbers`, `stage_thousandths`) each
+number read as a float once and each amount in thousandths. Stage 2 (`stage_two`): whether
+amounts fit their currency, and the typed values `__v_<name>` (null whenever the text is
+invalid, so cross-column rules need no re-checking). Rules read these columns instead of
+re-deriving them, so each operation runs once per cell. `with_values` applies the stages, each
+in a `with_columns` of its own (within one, the streaming engine would evaluate a shared
+sub-expression once per use).
 With `gated` columns (gate.py has checked their form) the fast lane reads them without regexes.
 
 The output conversions turn typed values into what the destination expects: integer minor
@@ -70,15 +72,14 @@ def stage_lower(
 
 
 def _indexed_enum(col: ColumnSpec) -> bool:
-    """A case-insensitive enum of distinct ASCII values: the fast lane finds its text's
-    position among them (`stage_index`)."""
-    values = list(col.enum or ())
-    return (
-        bool(values)
-        and col.case_insensitive
-        and all(v and v.isascii() for v in values)
-        and len(set(values)) == len(values)
-    )
+    """A case-insensitive enum of ASCII values: the fast lane finds its text's position among
+    them (`stage_index`)."""
+    return bool(col.enum) and col.case_insensitive and all(v and v.isascii() for v in col.enum)
+
+
+def _spellings(col: ColumnSpec) -> list[str]:
+    """An enum's values as the contract writes them, each once (in order)."""
+    return list(dict.fromkeys(col.enum or ()))
 
 
 def _index_col(name: str) -> pl.Expr:
@@ -94,7 +95,7 @@ def stage_index(contract: Contract) -> list[pl.Expr]:
     pass over the column per value)."""
     return [
         text_col(col.name)
-        .cast(pl.Enum(list(col.enum or ())), strict=False)
+        .cast(pl.Enum(_spellings(col)), strict=False)
         .to_physical()
         .alias(_index_col(col.name).meta.output_name())
         for col in contract.columns
@@ -113,9 +114,8 @@ def canonical_lower(contract: Contract) -> dict[str, tuple[pl.Expr, pl.Expr | No
       lower-case codes in a currency column, or, where it cannot, the currency_code rule
       stays in the fast lane and fails any code that is not one.
     - a case-insensitive enum column (ASCII values): each value as the contract writes it
-      mapped to its lower case, by its position (`stage_index`; equality tests when values
-      repeat), not by lower-casing (a few hundred instructions a row); a value in any other
-      case is not canonical.
+      mapped to its lower case by its position (`stage_index`), not by lower-casing (a few
+      hundred instructions a row); a value in any other case is not canonical.
     """
     currencies = {c.currency for c in contract.columns if c.currency}
     currencies |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
@@ -123,14 +123,8 @@ def canonical_lower(contract: Contract) -> dict[str, tuple[pl.Expr, pl.Expr | No
     for col in contract.columns:
         t = text_col(col.name)
         if _indexed_enum(col):
-            spellings = pl.Series([v.lower() for v in col.enum], dtype=pl.String)
-            lowered = pl.lit(spellings).gather(_index_col(col.name))
-            out[col.name] = (lowered, ~parse.blank(t) & lower_col(col.name).is_null())
-        elif col.enum and col.case_insensitive and all(v and v.isascii() for v in col.enum):
-            chain: pl.Expr | pl.When | pl.Then = pl
-            for v in col.enum:
-                chain = chain.when(t == v).then(pl.lit(v.lower()))  # type: ignore[union-attr]
-            lowered = chain.otherwise(pl.lit(None, pl.String))  # type: ignore[union-attr]
+            lower = pl.Series([v.lower() for v in _spellings(col)], dtype=pl.String)
+            lowered = pl.lit(lower).gather(_index_col(col.name))
             # Not canonical: not blank, yet no spelling matched (read from the stage column:
             # an `is_in` over the text again would cost a lookup per row).
             out[col.name] = (lowered, ~parse.blank(t) & lower_col(col.name).is_null())
@@ -319,8 +313,9 @@ def _fits(col: ColumnSpec, *, checked: bool) -> pl.Expr:
 def stage_two(
     contract: Contract, *, gated: frozenset[str] = frozenset(), fast: bool = False
 ) -> list[pl.Expr]:
-    """Typed values (and whether amounts fit their currency) from stage one (`gated`: as in
-    `stage_one`)."""
+    """Typed values (and whether amounts fit their currency) from the stages before (`gated`:
+    as in `stage_one`; `fast`: a gated amount's minor units without `fits`, the fast lane
+    testing it with `money_stand_ins` instead)."""
     out: list[pl.Expr] = []
     for col in contract.columns:
         name = typed_col(col.name).meta.output_name()
@@ -393,7 +388,7 @@ def output_value(col: ColumnSpec, *, fast: bool = False) -> pl.Expr:
             mapping: dict[str, str] = {}
             for k, val in col.enum_map.items():
                 mapping.setdefault(k.lower(), val)
-            values = [mapping.get(v.lower(), v.lower()) for v in col.enum or ()]
+            values = [mapping.get(v.lower(), v.lower()) for v in _spellings(col)]
             out = pl.lit(pl.Series(values, dtype=pl.String)).gather(_index_col(col.name))
         elif col.enum_map:
             # A when/then chain, not replace_strict (which the streaming engine cannot stream).

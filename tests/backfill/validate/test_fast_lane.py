@@ -514,3 +514,25 @@ def test_currency_codes_in_the_gate_are_those_the_pattern_rule_passes() -> None:
     assert "eur" in part and "usd" not in part
     broken = ColumnSpec(name="c", header="C", pattern="^[a-z")  # not a regex: no code part
     assert gate_part(broken, "plain", currency=True) is None
+
+
+def test_an_enum_that_repeats_a_value_is_mapped_by_position_too() -> None:
+    from backfill.validate.values import output_value, stage_index, stage_lower
+
+    col = ColumnSpec(
+        name="s", header="S", enum=("Paid", "Paid", "Failed"), case_insensitive=True,
+        enum_map={"Paid": "succeeded"},
+    )  # fmt: skip
+    contract = load_contracts()["stripe_payments"].model_copy(
+        update={"columns": [col], "rules": [], "exclude": [], "unique": []}
+    )
+    df = pl.DataFrame({"s": ["Paid", "Failed", "PAID"]})
+    got = (
+        df.lazy()
+        .with_columns(stage_index(contract))
+        .with_columns(stage_lower(contract, fast=True))
+        .select(output_value(col, fast=True), lowered=pl.col("__l_s"))
+        .collect()
+    )
+    assert got["s"].to_list() == ["succeeded", "failed", None]
+    assert got["lowered"].to_list() == ["paid", "failed", None]
