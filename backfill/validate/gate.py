@@ -44,13 +44,12 @@ import polars as pl
 
 from backfill.contracts.currencies import KNOWN_CURRENCIES
 from backfill.contracts.model import ColumnSpec, Contract, NumberLocale
-from backfill.validate.rules import text_col
+from backfill.validate.rules import currency_columns, text_col
 
 __all__ = [
     "SEP",
     "Gate",
     "build_gate",
-    "currency_columns",
     "gate_part",
     "line_pattern",
     "pattern_body",
@@ -348,13 +347,6 @@ def gate_part(
     if col.nullable or (body is not None and not whitespace_free(body)):
         return f"{inner}?", rules
     return inner, rules | {"required_value"}
-
-
-def currency_columns(contract: Contract) -> frozenset[str]:
-    """Columns holding the currency code of some money column."""
-    names = {c.currency for c in contract.columns if c.currency}
-    names |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
-    return frozenset(n for n in names if n)
 
 
 def build_gate(contract: Contract, locale: NumberLocale, label: dict[str, str]) -> Gate | None:

@@ -22,6 +22,7 @@ __all__ = [
     "ColumnEnv",
     "build_checks",
     "cur_col",
+    "currency_columns",
     "factor_col",
     "fits_col",
     "lower_col",
@@ -84,6 +85,13 @@ def factor_col(key: str) -> pl.Expr:
     """Thousandths of a major unit per minor unit for a money column's currency key: 1000 /
     10 / 1 for a currency with 0 / 2 / 3 decimals."""
     return pl.col(f"__k_{key}")
+
+
+def currency_columns(contract: Contract) -> frozenset[str]:
+    """Columns holding the currency code of some money column."""
+    names = {c.currency for c in contract.columns if c.currency}
+    names |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
+    return frozenset(n for n in names if n)
 
 
 def _ckey(col: ColumnSpec) -> str:
@@ -489,8 +497,7 @@ def lowered_columns(contract: Contract, *, gated: frozenset[str] = frozenset()) 
         or (c.type == "bool" and c.name not in gated)
         or (c.enum_map and c.case_insensitive)
     }
-    names |= {c.currency for c in contract.columns if c.currency}
-    names |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
+    names |= currency_columns(contract)
     # (`_when` reads a bool column's typed value, not its text)
     names |= {
         w.column for r in contract.rules for w in r.when if contract.column(w.column).type != "bool"
@@ -502,8 +509,7 @@ def lowered_columns(contract: Contract, *, gated: frozenset[str] = frozenset()) 
 
 def build_checks(env: ColumnEnv, contract: Contract) -> list[Check]:
     """All checks of a contract in evaluation order: columns first, then cross-column rules."""
-    currencies = {c.currency for c in contract.columns if c.currency}
-    currencies |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
+    currencies = currency_columns(contract)
     checks: list[Check] = []
     # Currency columns first: an amount's exponent depends on them.
     ordered = sorted(contract.columns, key=lambda c: c.name not in currencies)

@@ -27,6 +27,7 @@ from backfill.contracts.model import ColumnSpec, Contract, NumberLocale
 from backfill.validate import parse
 from backfill.validate.rules import (
     cur_col,
+    currency_columns,
     factor_col,
     fits_col,
     lower_col,
@@ -117,8 +118,7 @@ def canonical_lower(contract: Contract) -> dict[str, tuple[pl.Expr, pl.Expr | No
       mapped to its lower case by its position (`stage_index`), not by lower-casing (a few
       hundred instructions a row); a value in any other case is not canonical.
     """
-    currencies = {c.currency for c in contract.columns if c.currency}
-    currencies |= {c.currency_fallback for c in contract.columns if c.currency_fallback}
+    currencies = currency_columns(contract)
     out: dict[str, tuple[pl.Expr, pl.Expr | None]] = {}
     for col in contract.columns:
         t = text_col(col.name)
