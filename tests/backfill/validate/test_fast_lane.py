@@ -18,7 +18,7 @@ import pytest
 
 from backfill.contracts import load_contracts
 from backfill.contracts.model import ColumnSpec
-from backfill.validate import FileResult
+from backfill.validate import FileResult, engine
 from backfill.validate.gate import SEP, build_gate, gate_part, pattern_body
 from tests.backfill.validate.helpers import FIXTURES, run, write
 
@@ -76,6 +76,20 @@ def _both_lanes(paths: list[Path], out: Path, **opts: object) -> list[FileResult
 def test_fast_and_exact_lanes_agree(tmp_path: Path, path: Path) -> None:
     kind = path.parent.name if path.parent.name in KINDS else None
     _both_lanes([path], tmp_path, kind=kind)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_exact_lane_in_memory_and_streamed_agree(
+    tmp_path: Path, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few doubtful rows are evaluated in memory, many streamed through a file: same results."""
+    kind = path.parent.name if path.parent.name in KINDS else None
+    in_memory = run([path], tmp_path / "memory", kind=kind)
+    monkeypatch.setattr(engine, "_RARE_IN_MEMORY", -1)
+    streamed = run([path], tmp_path / "streamed", kind=kind)
+    for m, s in zip(in_memory, streamed, strict=True):
+        _assert_agree(m, s)
+        assert m.valid_path is None or m.valid_path.read_bytes() == s.valid_path.read_bytes()  # type: ignore[union-attr]
 
 
 def test_a_value_holding_the_separator_is_a_false_alarm_not_a_reject(tmp_path: Path) -> None:
@@ -268,7 +282,6 @@ def test_non_ascii_digits_take_the_exact_lane_and_agree(tmp_path: Path) -> None:
 def test_identities_hashed_from_the_lines_find_the_same_duplicates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from backfill.validate import engine
 
     header = (
         "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status,"
@@ -388,7 +401,7 @@ def test_values_in_other_cases_take_the_exact_lane_and_agree(tmp_path: Path) -> 
 def test_many_doubtful_records_fall_back_to_the_duplicates_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from backfill.validate import engine, structure
+    from backfill.validate import structure
 
     header = "id,Created date (UTC),Amount,Amount Refunded,Currency,Captured,Status\n"
     rows = (
