@@ -37,6 +37,7 @@ fails, or finds none (a value holding `SEP`, say) and keeps the row as valid.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -274,10 +275,16 @@ def _currency_codes(col: ColumnSpec) -> str | None:
 
     The codes are tested the way `rule_pattern` tests a value (polars' `str.contains`, the
     same regex engine), so a code the gate lets through cannot fail that rule."""
+    return _codes_matching(col.pattern)
+
+
+@functools.lru_cache(maxsize=64)
+def _codes_matching(pattern: str | None) -> str | None:
+    # Cached per pattern: a gate is built for every file, each currency column asks.
     codes = pl.Series(sorted(KNOWN_CURRENCIES), dtype=pl.String)
-    if col.pattern:
+    if pattern:
         try:
-            codes = codes.filter(codes.str.contains(col.pattern))
+            codes = codes.filter(codes.str.contains(pattern))
         except pl.exceptions.PolarsError:
             return None
     return f"(?:{'|'.join(codes.to_list())})" if codes.len() else None
