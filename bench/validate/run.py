@@ -12,7 +12,11 @@ duplicates and ragged rows) it measures, each in its own process so peak RSS is 
 
 On a 200k-row slice of the same file it compares the validator with pandera (polars backend,
 on an eager DataFrame, the only way it checks values) and frictionless, given equivalent checks
-(patterns for ids, money and datetimes, enums, currency codes, booleans).
+(patterns for ids, money and datetimes, enums, currency codes, booleans, unique ids, and three
+row checks: decimals per currency, refunded <= amount, refunded after created). Frictionless is
+measured twice: with its column checks only (how this bench measured it up to 2026-11-26), and
+with the three row checks added as a custom check, which is the equivalent of what the pandera
+schema and the validator check.
 
 Run: `.venv/bin/python bench/validate/run.py [--repeat 3]` (needs `pip install -e .[bench]`). Generated data
 goes to bench/data/ (gitignored); `--keep` keeps it, otherwise big files are deleted at the end.
@@ -120,9 +124,35 @@ done(t0, rows=df.height, valid=valid.height)
 """
 
 FRICTIONLESS = """
-from frictionless import Resource, Schema, fields, Checklist, checks
+import attrs
+from frictionless import Check, Checklist, Resource, Schema, errors, fields
 DT_FMT = "%Y-%m-%d %H:%M:%S"
 CUR = {currencies!r}
+ZERO = {{"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}}
+THREE = {{"bhd", "jod", "kwd", "omr", "tnd"}}
+
+@attrs.define(kw_only=True, repr=False)
+class CrossField(Check):
+    # The three cross-column checks the pandera schema has, as frictionless's documented way
+    # to add row rules (a Check with validate_row): column names with spaces rule out
+    # row_constraint's formulas.
+    type = "cross-field"
+    Errors = [errors.RowConstraintError]
+
+    def validate_row(self, row):
+        cur = row["Currency"]
+        exp = 0 if cur in ZERO else 3 if cur in THREE else 2
+        for name in ("Amount", "Amount Refunded"):
+            v = row[name]
+            if v is not None and max(0, -v.normalize().as_tuple().exponent) > exp:
+                yield errors.RowConstraintError.from_row(row, note=name + " decimals")
+        amount, refunded = row["Amount"], row["Amount Refunded"]
+        if amount is not None and refunded is not None and refunded > amount:
+            yield errors.RowConstraintError.from_row(row, note="refunded <= amount")
+        created, refunded_at = row["Created date (UTC)"], row["Refunded date (UTC)"]
+        if created is not None and refunded_at is not None and refunded_at < created:
+            yield errors.RowConstraintError.from_row(row, note="refunded after created")
+
 schema = Schema(fields=[
     fields.StringField(name="id", constraints={{"required": True, "pattern": "(ch|py)_[A-Za-z0-9]+", "unique": True}}),
     fields.DatetimeField(name="Created date (UTC)", format=DT_FMT, constraints={{"required": True}}),
@@ -149,8 +179,9 @@ schema = Schema(fields=[
     fields.StringField(name="Transfer"),
     fields.StringField(name="order_id (metadata)"),
 ])
+checklist = Checklist(checks=[CrossField()]) if {cross!r} else None
 t0 = time.perf_counter()
-report = Resource({path!r}, schema=schema).validate(limit_errors=10_000_000)
+report = Resource({path!r}, schema=schema).validate(checklist=checklist, limit_errors=10_000_000)
 done(t0, rows=report.task.stats.get("rows"), errors=len(report.task.errors), valid=report.valid)
 """
 
@@ -300,22 +331,32 @@ def _tools(args: argparse.Namespace, sl: Path, out: Path) -> None:
     slsize = sl.stat().st_size
     print(f"\n== {sl.name}: {slsize / 1e6:.0f} MB, {args.slice:,} rows ==")
     # frictionless refuses absolute paths ("unsafe") unless trusted: give it one relative to ROOT.
-    v, pa, fr = interleaved(
+    rel = str(sl.resolve().relative_to(ROOT))
+    v, pa, fr, frx = interleaved(
         args.repeat,
         lambda: child(VALIDATE, path=str(sl), out=str(out)),
         lambda: child(PANDERA, path=str(sl), currencies=cur, out=str(out / "pandera.valid.csv")),
-        lambda: child(FRICTIONLESS, path=str(sl.resolve().relative_to(ROOT)), currencies=cur),
+        lambda: child(FRICTIONLESS, path=rel, currencies=cur, cross=False),
+        lambda: child(FRICTIONLESS, path=rel, currencies=cur, cross=True),
     )
     print(line("validate (checks + writes outputs)", v, slsize, args.slice))
     print(
         line("pandera (polars, drop+write valid)", pa, slsize, args.slice)
         + f"  -> validate is {pa['seconds'] / v['seconds']:.2f}x as fast, {v['rss_mb'] / pa['rss_mb']:.2f}x its RSS"
     )
-    if not fr.get("rows"):
-        raise RuntimeError(f"frictionless did not read the file: {fr}")
+    for got in (fr, frx):
+        if not got.get("rows"):
+            raise RuntimeError(f"frictionless did not read the file: {got}")
     print(
-        line("frictionless (report only)", fr, slsize, args.slice)
+        line("frictionless, column checks only", fr, slsize, args.slice)
         + f"  -> validate is {fr['seconds'] / v['seconds']:.1f}x faster"
+    )
+    print(
+        line("frictionless, + pandera's row checks", frx, slsize, args.slice)
+        + f"  -> validate is {frx['seconds'] / v['seconds']:.1f}x faster (the equivalent checks)"
+    )
+    print(
+        f"{'':34s} frictionless errors: {fr['errors']:,} column-checks-only, {frx['errors']:,} with the row checks"
     )
 
 
