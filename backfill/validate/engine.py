@@ -217,6 +217,7 @@ def _prepare(
         first_cell_keys=(lambda e: _value_hash(e))
         if opts.fast_lane and _identity_is_first_cell(c, match, locale)
         else None,
+        nul_free=not facts.nul,
     )
     res.status = "validated"
     res.passes["structure"] = time.perf_counter() - t0

@@ -88,9 +88,10 @@ class Gate:
     need no trimming there)."""
 
 
-_FORBIDDEN = SEP + ',"'
+_FORBIDDEN = SEP + ',"\x00'
 """Characters no gate part may match: they delimit the cells (the separator of the joined row,
-and the comma and quote of a CSV line), so a part matching one could split a row differently."""
+and the comma and quote of a CSV line), so a part matching one could split a row differently;
+and NUL, so a line holding one misses the gate (the structure pass rejects it: `nul_byte`)."""
 _UNSAFE_ESCAPES = frozenset("DWSPpxuUBbAzZ")
 _QUANTIFIER = re.compile(r"\{\d+(,\d*)?\}")
 
@@ -397,10 +398,10 @@ def build_gate(contract: Contract, locale: NumberLocale, label: dict[str, str]) 
     )
 
 
-_QUOTED_CHAR = r'(?:[^"\r\n]|"")'
+_QUOTED_CHAR = '(?:[^"\\r\\n\x00]|"")'
 _RAW_CELL = f'(?:[^{_FORBIDDEN}\\r]*|"{_QUOTED_CHAR}*")'
 """A cell the contract does not know, as written: any text, quoted or not, on one line."""
-_QUOTED_END = r'(?:[^\s"]|"")'
+_QUOTED_END = '(?:[^\\s"\x00]|"")'
 _LINE_TEXT = f'(?:{_TRIMMED_TEXT}|"(?:{_QUOTED_END}(?:{_QUOTED_CHAR}*{_QUOTED_END})?)?")'
 """Text without whitespace at either end, quoted (on one line) or not."""
 

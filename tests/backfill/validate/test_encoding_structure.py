@@ -81,6 +81,37 @@ def test_ragged_rows_and_cut_off_last_line(tmp_path: Path) -> None:
     assert res.rows_read == 4 and res.rows_valid == 1
 
 
+@pytest.mark.parametrize("fast_lane", [True, False])
+def test_a_nul_byte_rejects_its_record_whole(tmp_path: Path, fast_lane: bool) -> None:
+    """A NUL byte anywhere in a record (typed cell, free text, a line of a multi-line record)
+    rejects that record as `nul_byte`, with its whole raw text; the other records are read as
+    usual. A cut-off last record is reported as cut off, whatever it holds."""
+    rows = [
+        HEADER,
+        ROW.format(n=1, d="before\x00after"),
+        ROW.format(n=2, d="x"),
+        "ch_3\x00,2026-01-05 10:00:00,1.00,0,usd,true,Paid,y",
+        ROW.format(n=4, d='"multi\nline\x00 text"'),
+        ROW.format(n=5, d="z"),
+        "ch_6,2026-01-05 10:00:00,1.00,0,usd\x00",
+    ]
+    p = write(tmp_path, "p.csv", "\n".join(rows))
+    (res,) = run([p], tmp_path / "out", fast_lane=fast_lane)
+    assert triples(res.rejects_path) == [  # type: ignore[arg-type]
+        ("2", "", "nul_byte"),
+        ("4", "", "nul_byte"),
+        ("5", "", "nul_byte"),
+        ("8", "", "truncated_record"),
+    ]
+    assert (res.rows_read, res.rows_valid, res.rows_rejected) == (6, 2, 4)
+    rej = pl.read_csv(res.rejects_path, infer_schema=False)  # type: ignore[arg-type]
+    assert rej["raw_line"].to_list()[:3] == [rows[1], rows[3], rows[4]]
+    at = rows[1].index("\x00") + 1
+    assert rej["message"][0].startswith(f"a NUL byte (0x00) at character {at} of the record")
+    valid = pl.read_csv(res.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    assert sorted(valid["id"].to_list()) == ["ch_2", "ch_5"]
+
+
 def test_header_only_file(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", HEADER + "\n")
     (res,) = run([p], tmp_path / "out")
@@ -114,18 +145,28 @@ def test_structure_is_the_same_whichever_way_kept_lines_are_copied(
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
     gate = r"^ch_[0-9]+,[0-9.]+,[a-z]+$"
 
-    def scan() -> structure.Structure:
+    def scan(nul_free: bool = True) -> structure.Structure:
         return structure.scan_structure(
-            p, 3, ends_with_newline=True, line_gate=gate, first_cell_keys=lambda e: e.hash(seed=0)
+            p,
+            3,
+            ends_with_newline=True,
+            line_gate=gate,
+            first_cell_keys=lambda e: e.hash(seed=0),
+            nul_free=nul_free,
         )
 
     monkeypatch.setattr(structure, "_COPY_IN_PYTHON", 0)
     small = scan()
     monkeypatch.setattr(structure, "_COPY_IN_PYTHON", 10**9)
     whole = scan()
-    assert small.n_records == whole.n_records == 30_000
-    assert small.problems == whole.problems and len(small.problems) == 31
-    assert small.blank_recs == whole.blank_recs and small.doubtful_recs == whole.doubtful_recs
-    assert small.multiline.equals(whole.multiline) and small.multiline.height == 20
-    assert small.key_hashes is not None and whole.key_hashes is not None
-    assert small.key_hashes.sort().equals(whole.key_hashes.sort())
+    # A file that may hold a NUL byte is read line by line (scan_lines), not as a CSV with
+    # NUL as its separator: on a file without one, the same structure either way.
+    by_lines = scan(nul_free=False)
+    for other in (whole, by_lines):
+        assert small.n_records == other.n_records == 30_000
+        assert small.problems == other.problems and len(small.problems) == 31
+        assert small.blank_recs == other.blank_recs and small.doubtful_recs == other.doubtful_recs
+        assert small.multiline.equals(other.multiline) and small.multiline.height == 20
+        assert small.key_hashes is not None and other.key_hashes is not None
+        assert small.key_hashes.sort().equals(other.key_hashes.sort())
+    assert len(small.blank_recs) > 0

@@ -110,7 +110,7 @@ def test_a_value_holding_the_separator_is_a_false_alarm_not_a_reject(tmp_path: P
 
 def test_gate_embeds_anchored_patterns_and_refuses_unsafe_ones() -> None:
     assert pattern_body("^(ch|py)_[A-Za-z0-9]+$") == "(ch|py)_[A-Za-z0-9]+"
-    d = SEP + ',"'
+    d = SEP + ',"\x00'  # the delimiters, and NUL (a line holding one misses the gate)
     assert pattern_body(r"^[^@\s]+@[^@\s]+\.[^@\s]+$") == (rf"[^{d}@\s]+@[^{d}@\s]+\.[^{d}@\s]+")
     assert pattern_body(r"^\d{1,19}$") == "[0-9]{1,19}"  # ASCII digits: stricter
     unsafe = ("^a.b$", "abc$", "^abc", r"^\D+$", "^(?i)abc$", "^a$|^b$", "^[a-z$", "^a,b$")
