@@ -83,6 +83,8 @@ def _render_file(console: Console, f: FileResult) -> None:
         console.print(f"  contract {f.kind}{flag}: {f.why}")
     if f.encoding_note:
         console.print(f"  [yellow]encoding: {f.encoding_note}[/]")
+    if f.line_end_note:
+        console.print(f"  [yellow]line ends: {f.line_end_note}[/]")
     if f.unknown_columns and f.status != "header":
         console.print(f"  passed through unchanged: {', '.join(f.unknown_columns)}")
     if f.message:

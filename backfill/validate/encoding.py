@@ -13,7 +13,7 @@ import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ByteFacts", "EncodingError", "scan_bytes", "transcode_to_utf8"]
+__all__ = ["ByteFacts", "EncodingError", "cr_to_lf", "scan_bytes", "transcode_to_utf8"]
 
 # 1 MB: a chunk read, checked with isascii and searched for CR while it is still in the CPU's
 # cache (0.09 s for 1 GB; 16 MB chunks, each a fresh buffer: 0.18 s).
@@ -46,6 +46,8 @@ class ByteFacts:
     """All line ends (LF), CRLF included; None when not counted (LF-only parts of a file whose
     encoding keeps ASCII bytes: the structure pass counts the lines)."""
     ends_with_newline: bool
+    cr: int = 0
+    """CR bytes (counted in the chunks that hold one)."""
     first_bad_line: int | None = None
     """1-based physical line of the first byte that is not UTF-8 (when not UTF-8)."""
     first_bad_offset: int | None = None
@@ -54,22 +56,23 @@ class ByteFacts:
 
     @property
     def line_endings(self) -> str:
-        """`LF`, `CRLF`, `mixed` or `none`."""
+        """`LF`, `CRLF`, `mixed`, `CR` (CR only: classic Mac OS, Excel's "CSV (Macintosh)"; the
+        file is read through a copy with LF, `cr_to_lf`) or `none`."""
         if self.lf is None:  # parts with LF line ends only were not counted
             return "LF" if self.crlf == 0 else "mixed"
         if self.lf == 0:
-            return "none"
+            return "CR" if self.cr else "none"
         if self.crlf == self.lf:
             return "CRLF"
         return "LF" if self.crlf == 0 else "mixed"
 
 
-def _newlines_before(path: Path, offset: int) -> int:
-    """Newline bytes in the first `offset` bytes of the file (only on the error path)."""
+def _newlines_before(path: Path, offset: int, newline: bytes = b"\n") -> int:
+    """Line ends in the first `offset` bytes of the file (only on the error path)."""
     n = 0
     with path.open("rb") as fh:
         while offset > 0 and (chunk := fh.read(min(_CHUNK, offset))):
-            n += chunk.count(b"\n")
+            n += chunk.count(newline)
             offset -= len(chunk)
     return n
 
@@ -100,6 +103,7 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
     bad_line: int | None = None
     seen = set()
     nul = False
+    cr = 0
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             if size == 0:
@@ -127,6 +131,7 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
                 uncounted_lf = b"\n" in chunk
             if has_cr:
                 crlf += chunk.count(b"\r\n")
+                cr += chunk.count(b"\r")
             crlf += prev_tail == b"\r" and chunk[:1] == b"\n"
             prev_tail = chunk[-1:]
             last = chunk[-1:]
@@ -142,18 +147,31 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
     enc = declared or "utf-8"
     if bad_off is not None and not declared:
         enc = "latin-1" if seen else "windows-1252"
+        if cr and lf == 0 and not uncounted_lf:  # lines end in CR only: count those
+            bad_line = _newlines_before(path, bad_off, b"\r") + 1
     return ByteFacts(
         size=size,
         encoding=codecs.lookup(enc).name if enc != "windows-1252" else "windows-1252",
         detected=declared is None,
         bom=bom,
         crlf=crlf,
+        cr=cr,
         lf=None if uncounted_lf else lf,
-        ends_with_newline=last == b"\n",
+        # (a file with CR line ends only ends with a line end when it ends with a CR)
+        ends_with_newline=last == b"\n" or (last == b"\r" and lf == 0 and not uncounted_lf),
         first_bad_line=bad_line,
         first_bad_offset=bad_off,
         nul=nul,
     )
+
+
+def cr_to_lf(src: Path, dst: Path) -> None:
+    """Write a copy of `src` with every CR made an LF: a file whose lines end in CR only is
+    read by polars as one line. Byte for byte otherwise (in UTF-8, and in the single-byte
+    encodings detected here, the byte 0x0D is always CR)."""
+    with src.open("rb") as fin, dst.open("wb") as fout:
+        while chunk := fin.read(_CHUNK):
+            fout.write(chunk.replace(b"\r", b"\n"))
 
 
 def transcode_to_utf8(src: Path, dst: Path, encoding: str) -> None:

@@ -38,7 +38,7 @@ import polars as pl
 from backfill.contracts import Contract, DetectionError, HeaderMatch, clean_header, detect
 from backfill.contracts.model import NumberLocale
 from backfill.validate import parse, references, supersede
-from backfill.validate.encoding import EncodingError, scan_bytes, transcode_to_utf8
+from backfill.validate.encoding import EncodingError, cr_to_lf, scan_bytes, transcode_to_utf8
 from backfill.validate.gate import (
     build_gate,
     gate_part,
@@ -173,6 +173,14 @@ def _prepare(
         res.encoding_note = f"not UTF-8 ({how} {facts.encoding}, first non-UTF-8 byte on line {facts.first_bad_line}); converted to UTF-8"
         if not facts.detected:
             res.encoding_note = f"read as declared {facts.encoding}; converted to UTF-8"
+    if facts.line_endings == "CR":
+        lf_copy = work / "lf.csv"
+        cr_to_lf(src, lf_copy)
+        src = lf_copy
+        res.line_end_note = (
+            "lines end in CR only (classic Mac OS, Excel's CSV (Macintosh)); read as LF "
+            "(a CR inside a quoted value is read as LF too)"
+        )
     if facts.size == 0:
         res.status, res.message = "header", f"{path}: empty file (no header)"
         return res

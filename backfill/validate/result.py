@@ -33,6 +33,8 @@ class FileResult:
     encoding_note: str = ""
     bom: bool = False
     line_endings: str = ""
+    line_end_note: str = ""
+    """Set when the lines were read other than as written (CR-only line ends read as LF)."""
     missing_columns: list[str] = field(default_factory=list)
     unknown_columns: list[str] = field(default_factory=list)
     rows_read: int = 0

@@ -112,6 +112,41 @@ def test_a_nul_byte_rejects_its_record_whole(tmp_path: Path, fast_lane: bool) ->
     assert sorted(valid["id"].to_list()) == ["ch_2", "ch_5"]
 
 
+@pytest.mark.parametrize("final_cr", [True, False])
+def test_lines_ending_in_cr_only_are_read_as_lines(tmp_path: Path, final_cr: bool) -> None:
+    """Classic Mac OS line ends (Excel's "CSV (Macintosh)"): every CR ends a line, so no row is
+    lost to one long header line; line numbers count those lines; the report says so."""
+    rows = [
+        HEADER,
+        ROW.format(n=1, d="x"),
+        ROW.format(n=2, d='"two\rlines"'),
+        "ch_3,2026-01-05 10:00:00,1.5555,0,usd,true,Paid,y",
+        ROW.format(n=4, d="z"),
+    ]
+    p = write(tmp_path, "p.csv", "\r".join(rows) + ("\r" if final_cr else ""))
+    (res,) = run([p], tmp_path / "out")
+    assert (res.rows_read, res.rows_valid, res.rows_rejected) == (4, 3, 1)
+    assert triples(res.rejects_path) == [("5", "Amount", "money_scale")]  # type: ignore[arg-type]
+    assert res.line_endings == "CR" and "CR only" in res.line_end_note
+    valid = pl.read_csv(res.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    assert valid.filter(pl.col("id") == "ch_2")["description"].to_list() == ["two\nlines"]
+
+
+def test_windows_1252_with_cr_line_ends_names_the_right_line(tmp_path: Path) -> None:
+    rows = [HEADER, ROW.format(n=1, d="x"), ROW.format(n=2, d="caf\u00e9"), ROW.format(n=3, d="y")]
+    p = write(tmp_path, "p.csv", "\r".join(rows) + "\r", encoding="cp1252")
+    (res,) = run([p], tmp_path / "out")
+    assert res.encoding == "windows-1252" and "line 3" in res.encoding_note
+    assert (res.rows_read, res.rows_valid, res.line_endings) == (3, 3, "CR")
+
+
+def test_a_lone_cr_inside_lf_lines_is_a_character_not_a_line_end(tmp_path: Path) -> None:
+    rows = [HEADER, ROW.format(n=1, d='"a\rb"'), ROW.format(n=2, d="y")]
+    p = write(tmp_path, "p.csv", "\n".join(rows) + "\n")
+    (res,) = run([p], tmp_path / "out")
+    assert (res.rows_read, res.rows_valid, res.line_endings, res.line_end_note) == (2, 2, "LF", "")
+
+
 def test_header_only_file(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", HEADER + "\n")
     (res,) = run([p], tmp_path / "out")
