@@ -2,9 +2,10 @@
 
 The whole file is checked (not a sample), so a Windows-1252 byte at the end of a 1 GB export
 is found; it is read in fixed-size chunks (memory flat), and chunks that are pure ASCII (most of
-an export) are not decoded at all. A file that is not UTF-8 is transcoded to a UTF-8 copy only when its encoding is
-detected as Windows-1252/Latin-1 or given with `--encoding`, and the report says so; nothing is
-replaced silently.
+an export) are not decoded at all. A file that is not UTF-8 is transcoded to a UTF-8 copy only
+when its encoding is detected (a UTF-16/32 byte-order mark, else Windows-1252/Latin-1) or given
+with `--encoding`, and the report says so; nothing is replaced silently. A file whose lines end
+in CR only is read through a copy with LF line ends (`cr_to_lf`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,19 @@ class ByteFacts:
         return "LF" if self.crlf == 0 else "mixed"
 
 
+_UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _utf16_or_32(path: Path) -> str | None:
+    """`utf-32` or `utf-16` when the file starts with that byte-order mark, else None."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head.startswith(_UTF32_BOMS):
+        return "utf-32"
+    return "utf-16" if head.startswith(_UTF16_BOMS) else None
+
+
 def _newlines_before(path: Path, offset: int, newline: bytes = b"\n") -> int:
     """Line ends in the first `offset` bytes of the file (only on the error path)."""
     n = 0
@@ -88,7 +102,10 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
         EncodingError: the declared encoding does not decode the file.
     """
     declared = codecs.lookup(encoding).name if encoding else None
-    check = declared or "utf-8"
+    # A UTF-16/32 byte-order mark decides the encoding (Excel's "Unicode Text" is UTF-16).
+    sniffed = None if declared else _utf16_or_32(path)
+    strict = declared or sniffed  # an encoding the file must decode with, else an error
+    check = strict or "utf-8"
     dec = codecs.getincrementaldecoder(check)(errors="strict")
     ascii_ok = codecs.lookup(check).name in _ASCII_SUPERSETS
     size = crlf = lf = 0
@@ -116,9 +133,10 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
                     bad_off = size + exc.start
                     before = lf if count_here else _newlines_before(path, size)
                     bad_line = before + chunk.count(b"\n", 0, exc.start) + 1
-                    if declared:
+                    if strict:
                         raise EncodingError(
-                            f"{path}: not valid {declared} at byte {bad_off} (line {bad_line})"
+                            f"{path}: not valid {strict} at byte {bad_off} (line {bad_line})"
+                            + (" despite its byte-order mark" if sniffed else "")
                         ) from None
             if bad_off is not None and not declared:
                 seen.update(b for b in _CP1252_UNDEFINED if b in chunk)
@@ -131,7 +149,7 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
                 uncounted_lf = b"\n" in chunk
             if has_cr:
                 crlf += chunk.count(b"\r\n")
-                cr += chunk.count(b"\r")
+                cr += chunk.count(b"\r") if ascii_ok else 0  # (0x0D is CR only there)
             crlf += prev_tail == b"\r" and chunk[:1] == b"\n"
             prev_tail = chunk[-1:]
             last = chunk[-1:]
@@ -142,9 +160,12 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
         except UnicodeDecodeError:
             bad_off = size
             bad_line = (lf if count_here else _newlines_before(path, size)) + 1
-            if declared:
-                raise EncodingError(f"{path}: truncated {declared} sequence at the end") from None
-    enc = declared or "utf-8"
+            if strict:
+                raise EncodingError(
+                    f"{path}: truncated {strict} sequence at the end"
+                    + (" despite its byte-order mark" if sniffed else "")
+                ) from None
+    enc = strict or "utf-8"
     if bad_off is not None and not declared:
         enc = "latin-1" if seen else "windows-1252"
         if cr and lf == 0 and not uncounted_lf:  # lines end in CR only: count those

@@ -173,6 +173,15 @@ def _prepare(
         res.encoding_note = f"not UTF-8 ({how} {facts.encoding}, first non-UTF-8 byte on line {facts.first_bad_line}); converted to UTF-8"
         if not facts.detected:
             res.encoding_note = f"read as declared {facts.encoding}; converted to UTF-8"
+        elif facts.first_bad_line is None:  # told by its byte-order mark
+            res.encoding_note = f"{facts.encoding} (byte-order mark); converted to UTF-8"
+        # Line ends, NUL and CR bytes as the passes will see them: counted on the source's
+        # bytes they are wrong for an encoding that is not ASCII-compatible (UTF-16: "a" is
+        # 61 00). The encoding facts stay those of the source.
+        text = scan_bytes(src)
+        facts = replace(facts, crlf=text.crlf, lf=text.lf, cr=text.cr, nul=text.nul)
+        facts.ends_with_newline = text.ends_with_newline
+        res.line_endings = facts.line_endings
     if facts.line_endings == "CR":
         lf_copy = work / "lf.csv"
         cr_to_lf(src, lf_copy)

@@ -147,6 +147,40 @@ def test_a_lone_cr_inside_lf_lines_is_a_character_not_a_line_end(tmp_path: Path)
     assert (res.rows_read, res.rows_valid, res.line_endings, res.line_end_note) == (2, 2, "LF", "")
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_utf16_or_32_byte_order_mark_is_read_as_that_encoding(
+    tmp_path: Path, encoding: str
+) -> None:
+    """Excel's "Unicode Text" is UTF-16: read by its byte-order mark, not taken for a
+    Windows-1252 file (which decoded it to text full of NULs); line ends counted on the text."""
+    rows = [
+        HEADER,
+        ROW.format(n=1, d="caf\u00e9"),
+        "ch_2,2026-01-05 10:00:00,1.5555,0,usd,true,Paid,y",
+    ]
+    text = "\r\n".join(rows) + "\r\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data  # the BOM Python's big-endian codec does not write
+    p = tmp_path / "p.csv"
+    p.write_bytes(data)
+    (res,) = run([p], tmp_path / "out")
+    assert res.encoding == ("utf-32" if encoding == "utf-32" else "utf-16")
+    assert res.encoding_note.endswith("(byte-order mark); converted to UTF-8")
+    assert (res.rows_read, res.rows_valid, res.line_endings) == (2, 1, "CRLF")
+    assert triples(res.rejects_path) == [("3", "Amount", "money_scale")]  # type: ignore[arg-type]
+    valid = pl.read_csv(res.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    assert valid["description"].to_list() == ["caf\u00e9"]
+
+
+def test_a_byte_order_mark_that_lies_makes_the_file_unreadable(tmp_path: Path) -> None:
+    p = tmp_path / "p.csv"
+    # a high surrogate followed by a newline, not by the low half of a pair
+    p.write_bytes(b"\xff\xfe" + HEADER.encode("utf-16-le") + b"\x00\xd8\n\x00")
+    (res,) = run([p], tmp_path / "out")
+    assert res.status == "unreadable" and "despite its byte-order mark" in res.message
+
+
 def test_header_only_file(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", HEADER + "\n")
     (res,) = run([p], tmp_path / "out")
