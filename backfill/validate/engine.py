@@ -151,7 +151,9 @@ def _prepare(
     t0 = time.perf_counter()
     try:
         if not path.is_file():
-            res.message = f"{path}: no such file"
+            res.message = f"{path}: " + (
+                "a directory, not a file" if path.is_dir() else "no such file"
+            )
             return res
         facts = scan_bytes(path, opts.encoding)
     except (EncodingError, LookupError, OSError) as exc:

@@ -181,6 +181,12 @@ def test_a_byte_order_mark_that_lies_makes_the_file_unreadable(tmp_path: Path) -
     assert res.status == "unreadable" and "despite its byte-order mark" in res.message
 
 
+def test_a_directory_or_a_missing_path_is_named_as_such(tmp_path: Path) -> None:
+    (d, missing) = run([tmp_path, tmp_path / "nope.csv"], tmp_path / "out")
+    assert (d.status, d.message) == ("unreadable", f"{tmp_path}: a directory, not a file")
+    assert missing.message == f"{tmp_path / 'nope.csv'}: no such file"
+
+
 def test_header_only_file(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", HEADER + "\n")
     (res,) = run([p], tmp_path / "out")
