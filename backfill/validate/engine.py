@@ -144,6 +144,20 @@ def _resolve_tz(spec: str, header: str | None, account: str) -> str:
     return spec
 
 
+def _separator_hint(header: list[str]) -> str:
+    """A hint when the header is one field holding another separator (an export from Excel in
+    a locale with decimal commas uses `;`; "Unicode Text" uses tabs): only commas are read."""
+    if len(header) != 1:
+        return ""
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+        if sep in header[0]:
+            return (
+                f". The header is one field holding {name}: the file seems separated by {name}, "
+                "and exports are read as comma-separated; save it again as CSV with commas"
+            )
+    return ""
+
+
 def _prepare(
     path: Path, stem: str, contracts: dict[str, Contract], opts: ValidateOptions
 ) -> _Prepared | FileResult:
@@ -197,6 +211,9 @@ def _prepare(
         return res
     header = clean_header(read_header(src))
     res.status = "header"
+    if not any(header):
+        res.message = f"{path}: the first line is empty (no header)"
+        return res
     dupes = sorted({h for h in header if h and header.count(h) > 1})
     if dupes:
         res.message = f"{path}: duplicate column names {dupes}"
@@ -204,7 +221,7 @@ def _prepare(
     try:
         match, why = detect(contracts, [h for h in header], opts.kind)
     except DetectionError as exc:
-        res.message = f"{path}: {exc}"
+        res.message = f"{path}: {exc}{_separator_hint(header)}"
         res.unknown_columns = header
         return res
     c = match.contract

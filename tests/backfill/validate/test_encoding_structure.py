@@ -187,6 +187,27 @@ def test_a_directory_or_a_missing_path_is_named_as_such(tmp_path: Path) -> None:
     assert missing.message == f"{tmp_path / 'nope.csv'}: no such file"
 
 
+def test_a_first_line_without_a_header_is_named(tmp_path: Path) -> None:
+    bom_only = tmp_path / "bom.csv"
+    bom_only.write_bytes(b"\xef\xbb\xbf")
+    blank_first = write(tmp_path, "blank.csv", "\n" + HEADER + "\n")
+    for res in run([bom_only, blank_first], tmp_path / "out"):
+        assert res.status == "header" and res.message.endswith(
+            "the first line is empty (no header)"
+        )
+
+
+@pytest.mark.parametrize(("sep", "name"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_separated_by_something_else_gets_a_hint(
+    tmp_path: Path, sep: str, name: str
+) -> None:
+    rows = [HEADER, ROW.format(n=1, d="x")]
+    p = write(tmp_path, "p.csv", "\n".join(r.replace(",", sep) for r in rows) + "\n")
+    (res,) = run([p], tmp_path / "out")
+    assert res.status == "header" and res.rows_read == 0
+    assert f"The header is one field holding {name}" in res.message
+
+
 def test_header_only_file(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", HEADER + "\n")
     (res,) = run([p], tmp_path / "out")
