@@ -31,6 +31,8 @@ class HeaderMatch:
     matched_header: dict[str, str] = field(default_factory=dict)
     """Canonical name -> header text it was found under."""
     via_alias: dict[str, str] = field(default_factory=dict)
+    ignoring_case: dict[str, str] = field(default_factory=dict)
+    """Canonical name -> header text that matched only once case and spacing were ignored."""
     missing_required: list[str] = field(default_factory=list)
     """Headers (current names) of required columns not found."""
     unknown: list[str] = field(default_factory=list)
@@ -59,32 +61,65 @@ class HeaderMatch:
             s += f", era {self.era}"
         if self.via_alias:
             s += ", aliases " + ", ".join(f"{h!r}" for h in self.via_alias.values())
+        if self.ignoring_case:
+            s += ", ignoring case and spacing " + ", ".join(
+                f"{h!r}" for h in self.ignoring_case.values()
+            )
         if self.missing_required:
             s += ", missing " + ", ".join(repr(m) for m in self.missing_required)
         return s
 
 
+def _folded(name: str) -> str:
+    """A header name with case and runs of whitespace ignored."""
+    return " ".join(name.split()).casefold()
+
+
 def match_header(contract: Contract, header: list[str]) -> HeaderMatch:
-    """Map a cleaned header onto `contract` (exact, case-sensitive names and aliases)."""
+    """Map a cleaned header onto `contract`: names and aliases as written first; then, for a
+    column still missing, ignoring case and spacing (`AMOUNT`, `Created  date (UTC)`), when one
+    header name alone folds to it. The reason says which names matched that way."""
     pos = {name: i for i, name in enumerate(header)}
+    folded: dict[str, int | None] = {}
+    for i, name in enumerate(header):
+        key = _folded(name)
+        folded[key] = None if key in folded else i  # two names folding alike: neither
     m = HeaderMatch(contract)
     used: set[int] = set()
+    exact = {
+        col.name: next(
+            (pos[c] for c in (col.header, *col.aliases) if c in pos),
+            None,
+        )
+        for col in contract.columns
+    }
+    taken = {i for i in exact.values() if i is not None}
     for col in contract.columns:
-        for cand in (col.header, *col.aliases):
-            if cand in pos and pos[cand] not in used:
-                m.columns[col.name] = pos[cand]
-                m.matched_header[col.name] = cand
-                used.add(pos[cand])
-                if cand != col.header:
-                    m.via_alias[col.name] = cand
-                break
-        else:
+        at = exact[col.name]
+        if at is not None and at in used:
+            at = None
+        loose = False
+        if at is None:
+            for cand in (col.header, *col.aliases):
+                i = folded.get(_folded(cand))
+                if i is not None and i not in used and i not in taken:
+                    at, loose = i, True
+                    break
+        if at is None:
             if col.required:
                 m.missing_required.append(col.header)
+            continue
+        used.add(at)
+        m.columns[col.name] = at
+        m.matched_header[col.name] = header[at]
+        if loose:
+            m.ignoring_case[col.name] = header[at]
+        elif header[at] != col.header:
+            m.via_alias[col.name] = header[at]
     m.unknown = [h for i, h in enumerate(header) if i not in used]
-    present = set(header)
+    present = {_folded(h) for h in header}
     for era in contract.eras:
-        if all(h in present for h in era.headers):
+        if all(_folded(h) in present for h in era.headers):
             m.era = era.name
             break
     return m

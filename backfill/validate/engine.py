@@ -138,7 +138,7 @@ def _stems(paths: Sequence[Path]) -> list[str]:
 
 def _resolve_tz(spec: str, header: str | None, account: str) -> str:
     if spec == "header":
-        return "UTC" if header and "(UTC)" in header else account
+        return "UTC" if header and "(utc)" in header.casefold() else account
     if spec == "account":
         return account
     return spec

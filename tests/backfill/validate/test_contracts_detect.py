@@ -94,6 +94,38 @@ def test_unknown_header_names_the_columns(tmp_path: Path) -> None:
     assert res.unknown_columns == ["foo", "bar"]
 
 
+def test_names_in_another_case_or_spacing_match_and_the_reason_says_so(tmp_path: Path) -> None:
+    header = "ID,CREATED  DATE (UTC),amount,Amount Refunded,Currency,Captured,Status"
+    row = "ch_1,2026-01-05 10:00:00,10.00,0,usd,true,Paid"
+    p = write(tmp_path, "p.csv", f"{header}\n{row}\n")
+    (res,) = run([p], tmp_path / "out", account_timezone="America/New_York")
+    assert (res.kind, res.status, res.rows_valid, res.era) == (
+        "stripe_payments",
+        "validated",
+        1,
+        "default",
+    )
+    assert "ignoring case and spacing 'ID', 'CREATED  DATE (UTC)', 'amount'" in res.why
+    valid = (tmp_path / "out" / "p.valid.csv").read_text(encoding="utf-8").splitlines()
+    cols = dict(zip(valid[0].split(","), valid[1].split(","), strict=True))
+    # "(UTC)" in the header is read in any case: 10:00 UTC, not New York time
+    assert (cols["id"], cols["created"], cols["amount"]) == ("ch_1", "1767607200", "1000")
+
+
+def test_a_name_as_written_wins_over_one_that_only_folds_to_it() -> None:
+    contracts = load_contracts()
+    header = ["id", "Created date (UTC)", "AMOUNT", "Amount", "Amount Refunded", "Currency"]
+    m, _ = detect(contracts, [*header, "Captured", "Status"], "stripe_payments")
+    assert m.columns["amount"] == 3 and not m.ignoring_case and "AMOUNT" in m.unknown
+
+
+def test_two_names_folding_alike_match_neither_loosely() -> None:
+    contracts = load_contracts()
+    header = ["id", "Created date (UTC)", "AMOUNT", "amount", "Amount Refunded", "Currency"]
+    m, _ = detect(contracts, [*header, "Captured", "Status"], "stripe_payments")
+    assert "amount" not in m.columns and m.missing_required == ["Amount"]
+
+
 def test_unknown_kind() -> None:
     with pytest.raises(DetectionError, match="unknown kind"):
         detect(load_contracts(), ["id"], "nope")
