@@ -25,7 +25,7 @@ import polars as pl
 
 from backfill.contracts import Contract, HeaderMatch
 from backfill.contracts.model import ColumnSpec, Condition, Level, ReferenceSpec
-from backfill.validate.encoding import transcode_to_utf8
+from backfill.validate.encoding import cr_to_lf, transcode_to_utf8
 from backfill.validate.result import FileResult
 from backfill.validate.structure import Structure, line_numbers
 from backfill.validate.values import output_value, with_values
@@ -412,14 +412,24 @@ def _csv_field(e: pl.Expr) -> pl.Expr:
 
 
 def _source_path(sf: SourceFile, work: Path) -> Path:
+    """The file as the engine's passes read it: a UTF-8 copy of a transcoded file, a copy with
+    LF line ends of one whose lines end in CR only (engine._prepare makes the same copies)."""
     res = sf.result
-    if res.encoding == "utf-8":
-        return res.path
+    src = res.path
+    if res.encoding == "utf-8" and res.line_endings != "CR":
+        return src
     work.mkdir(parents=True, exist_ok=True)
-    copy = work / f"{res.path.name}.{id(sf)}.utf8.csv"
-    if not copy.exists():
-        transcode_to_utf8(res.path, copy, res.encoding)
-    return copy
+    if res.encoding != "utf-8":
+        copy = work / f"{res.path.name}.{id(sf)}.utf8.csv"
+        if not copy.exists():
+            transcode_to_utf8(src, copy, res.encoding)
+        src = copy
+    if res.line_endings == "CR":
+        copy = work / f"{res.path.name}.{id(sf)}.lf.csv"
+        if not copy.exists():
+            cr_to_lf(src, copy)
+        src = copy
+    return src
 
 
 def _lines_of(path: Path | None) -> pl.Series:
