@@ -178,11 +178,16 @@ def _prepare(
         )
         return res
     res.bytes, res.bom, res.line_endings = facts.size, facts.bom, facts.line_endings
-    work = opts.out_dir / ".work" / stem
+    # One scratch dir per file (removed after its report), and the copies the passes read
+    # instead of the input (UTF-8, LF line ends) apart from them: kept until the cross-file
+    # rules, which read the same copy, are done. A stem is any file name: each has a parent.
+    work = opts.out_dir / ".work" / "files" / stem
     work.mkdir(parents=True, exist_ok=True)
+    copies = opts.out_dir / ".work" / "sources"
     src = path
     if facts.encoding != "utf-8":
-        src = work / "utf8.csv"
+        copies.mkdir(exist_ok=True)
+        src = copies / f"{stem}.utf8.csv"
         transcode_to_utf8(path, src, facts.encoding)
         res.encoding = facts.encoding
         how = "detected" if facts.detected else "declared"
@@ -199,7 +204,8 @@ def _prepare(
         facts.ends_with_newline = text.ends_with_newline
         res.line_endings = facts.line_endings
     if facts.line_endings == "CR":
-        lf_copy = work / "lf.csv"
+        copies.mkdir(exist_ok=True)
+        lf_copy = copies / f"{stem}.lf.csv"
         cr_to_lf(src, lf_copy)
         src = lf_copy
         res.line_end_note = (
@@ -1045,8 +1051,7 @@ def validate_files(
             shutil.rmtree(p.work, ignore_errors=True)
     references.check_references(
         results,
-        [references.SourceFile(p.result, p.header, p.match, p.structure) for p in prepared],
-        opts.out_dir / ".work" / "references",
+        [references.SourceFile(p.result, p.header, p.match, p.structure, p.src) for p in prepared],
     )
     shutil.rmtree(opts.out_dir / ".work", ignore_errors=True)
     run = RunResult(files=results, out_dir=opts.out_dir, seconds=time.perf_counter() - t_run)

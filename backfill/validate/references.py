@@ -25,7 +25,6 @@ import polars as pl
 
 from backfill.contracts import Contract, HeaderMatch
 from backfill.contracts.model import ColumnSpec, Condition, Level, ReferenceSpec
-from backfill.validate.encoding import cr_to_lf, transcode_to_utf8
 from backfill.validate.result import FileResult
 from backfill.validate.structure import Structure, line_numbers
 from backfill.validate.values import output_value, with_values
@@ -47,6 +46,8 @@ class SourceFile:
     header: list[str]
     match: HeaderMatch
     structure: Structure
+    src: Path
+    """The file the passes read: the input, or its UTF-8 / LF copy (engine._prepare)."""
 
     @property
     def contract(self) -> Contract:
@@ -57,9 +58,7 @@ class SourceFile:
         return self.match.matched_header.get(name, name)
 
 
-def check_references(
-    results: Sequence[FileResult], sources: Sequence[SourceFile], work: Path
-) -> None:
+def check_references(results: Sequence[FileResult], sources: Sequence[SourceFile]) -> None:
     """Evaluate every `[[references]]` rule of every validated file against the run's files.
 
     Updates the results (counts by rule, references checked / not checked, reject rate and
@@ -68,7 +67,6 @@ def check_references(
     Args:
         results: every file of the run (the targets' status decides whether a rule runs).
         sources: the files that passed the header check.
-        work: scratch directory (UTF-8 copies of non-UTF-8 sources).
     """
     t0 = time.perf_counter()
     by_kind: dict[str, list[SourceFile]] = {}
@@ -85,7 +83,7 @@ def check_references(
         ]
         for sf, hits in found:
             if hits is not None:
-                _apply(sf, hits, level, work)
+                _apply(sf, hits, level)
     dt = (time.perf_counter() - t0) / len(touched) if touched else 0.0
     for sf in touched:
         res = sf.result
@@ -134,12 +132,12 @@ def _evaluate_file(
     return pl.concat(hits) if hits else None
 
 
-def _apply(sf: SourceFile, found: pl.DataFrame, level: Level, work: Path) -> None:
+def _apply(sf: SourceFile, found: pl.DataFrame, level: Level) -> None:
     """Reject (error) or warn the rows in `found`, with their source line, raw text and value."""
     if level == "error":
         # One reject per row: its first failed rule, in the contract's order.
         found = found.unique("__pos", keep="first", maintain_order=True)
-    found = found.join(_locate(sf, found["__pos"], work), on="__pos", how="left")
+    found = found.join(_locate(sf, found["__pos"]), on="__pos", how="left")
     # The value as written in the source (like the other rules), else as in the valid file.
     as_read = [
         pl.when(pl.col("__col") == name).then(pl.col(f"c{pos}").str.strip_chars())
@@ -411,34 +409,13 @@ def _csv_field(e: pl.Expr) -> pl.Expr:
     return pl.when(t.str.contains('[,"\r\n]')).then(quoted).otherwise(t)
 
 
-def _source_path(sf: SourceFile, work: Path) -> Path:
-    """The file as the engine's passes read it: a UTF-8 copy of a transcoded file, a copy with
-    LF line ends of one whose lines end in CR only (engine._prepare makes the same copies)."""
-    res = sf.result
-    src = res.path
-    if res.encoding == "utf-8" and res.line_endings != "CR":
-        return src
-    work.mkdir(parents=True, exist_ok=True)
-    if res.encoding != "utf-8":
-        copy = work / f"{res.path.name}.{id(sf)}.utf8.csv"
-        if not copy.exists():
-            transcode_to_utf8(src, copy, res.encoding)
-        src = copy
-    if res.line_endings == "CR":
-        copy = work / f"{res.path.name}.{id(sf)}.lf.csv"
-        if not copy.exists():
-            cr_to_lf(src, copy)
-        src = copy
-    return src
-
-
 def _lines_of(path: Path | None) -> pl.Series:
     if path is None or not path.exists():
         return pl.Series("line", [], pl.Int64)
     return pl.read_csv(path, columns=["line"], schema_overrides={"line": pl.Int64})["line"]
 
 
-def _locate(sf: SourceFile, pos: pl.Series, work: Path) -> pl.DataFrame:
+def _locate(sf: SourceFile, pos: pl.Series) -> pl.DataFrame:
     """`__pos` (row of the valid file) -> `line` and `raw_line` of its source record."""
     res, c = sf.result, sf.contract
     ident = [c.column(k) for k in c.identity]
@@ -472,7 +449,7 @@ def _locate(sf: SourceFile, pos: pl.Series, work: Path) -> pl.DataFrame:
     )
     src = (
         pl.scan_csv(
-            _source_path(sf, work),
+            sf.src,
             has_header=False,
             skip_rows=1,
             schema=fields,

@@ -336,18 +336,22 @@ def test_lines_are_found_in_a_windows_1252_source(tmp_path: Path) -> None:
     assert triples(res.warnings_path) == golden(REFS / "payments.csv", "warnings")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("form", ["cr_line_ends", "utf16"])
+@pytest.mark.parametrize(
+    ("form", "name"),
+    [("cr_line_ends", "refunds.csv"), ("utf16", "refunds.csv"), ("cr_line_ends", "sources.csv")],
+)
 def test_cross_file_rejects_find_their_lines_in_a_source_read_through_a_copy(
-    tmp_path: Path, form: str
+    tmp_path: Path, form: str, name: str
 ) -> None:
     """A refunds file whose lines end in CR only, or in UTF-16, is read through a copy: the
-    cross-file rejects must find their lines and raw text there, as in the plain fixture."""
+    cross-file rejects must find their lines and raw text there, as in the plain fixture
+    (whatever the file is called: `sources` is also the name of the copies' directory)."""
     text = (REFS / "refunds.csv").read_text(encoding="utf-8")
     data = text.replace("\n", "\r").encode() if form == "cr_line_ends" else text.encode("utf-16")
-    p = tmp_path / "refunds.csv"
+    p = tmp_path / name
     p.write_bytes(data)
     files = [REFS / "payments.csv", REFS / "customers.csv", p]
-    ref = _by_name(run(files, tmp_path / "out"))["refunds.csv"]
+    ref = _by_name(run(files, tmp_path / "out"))[name]
     assert ref.status == "validated", ref.message
     assert triples(ref.rejects_path) == golden(REFS / "refunds.csv", "rejects")  # type: ignore[arg-type]
     rejects = pl.read_csv(ref.rejects_path, infer_schema=False)  # type: ignore[arg-type]
