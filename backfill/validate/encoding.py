@@ -91,6 +91,18 @@ def _newlines_before(path: Path, offset: int, newline: bytes = b"\n") -> int:
     return n
 
 
+def _text_encoding(name: str) -> str:
+    """The codec name of a declared encoding that decodes bytes to text.
+
+    Raises:
+        LookupError: no such codec, or one that is not a text encoding (rot13, base64, ...).
+    """
+    info = codecs.lookup(name)
+    if not getattr(info, "_is_text_encoding", True):
+        raise LookupError(name)
+    return info.name
+
+
 def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
     """Read the file once in chunks: UTF-8 check, BOM, line-ending counts.
 
@@ -101,7 +113,7 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
     Raises:
         EncodingError: the declared encoding does not decode the file.
     """
-    declared = codecs.lookup(encoding).name if encoding else None
+    declared = _text_encoding(encoding) if encoding else None
     # A UTF-16/32 byte-order mark decides the encoding (Excel's "Unicode Text" is UTF-16).
     sniffed = None if declared else _utf16_or_32(path)
     strict = declared or sniffed  # an encoding the file must decode with, else an error
@@ -138,6 +150,8 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
                             f"{path}: not valid {strict} at byte {bad_off} (line {bad_line})"
                             + (" despite its byte-order mark" if sniffed else "")
                         ) from None
+                except UnicodeError as exc:  # the codec's own complaint: UTF-16 without a BOM
+                    raise EncodingError(f"{path}: not valid {check} ({exc})") from None
             if bad_off is not None and not declared:
                 seen.update(b for b in _CP1252_UNDEFINED if b in chunk)
             nul = nul or b"\x00" in chunk  # a search too: 3 ms a 0.4 GB file

@@ -60,6 +60,7 @@ from backfill.validate.structure import (
     Structure,
     line_numbers,
     read_header,
+    records,
     scan_structure,
 )
 from backfill.validate.values import (
@@ -282,15 +283,7 @@ def _frame(p: _Prepared, untrimmed: frozenset[str] = frozenset()) -> pl.LazyFram
     if rows <= 0:
         lf = pl.LazyFrame(schema={"__rec": pl.Int64, **{f"c{i}": pl.String for i in range(n)}})
     else:
-        lf = pl.scan_csv(
-            p.src,
-            has_header=False,
-            skip_rows=1,
-            schema={f"c{i}": pl.String for i in range(n)},
-            truncate_ragged_lines=True,
-            extra_columns="ignore",
-            n_rows=rows,
-        ).with_row_index("__rec")
+        lf = records(p.src, n, rows)
     return _named(p, lf, untrimmed)
 
 

@@ -26,7 +26,7 @@ import polars as pl
 from backfill.contracts import Contract, HeaderMatch
 from backfill.contracts.model import ColumnSpec, Condition, Level, ReferenceSpec
 from backfill.validate.result import FileResult
-from backfill.validate.structure import Structure, line_numbers
+from backfill.validate.structure import Structure, line_numbers, records
 from backfill.validate.values import output_value, with_values
 
 __all__ = ["SourceFile", "check_references"]
@@ -448,16 +448,7 @@ def _locate(sf: SourceFile, pos: pl.Series) -> pl.DataFrame:
         }
     )
     src = (
-        pl.scan_csv(
-            sf.src,
-            has_header=False,
-            skip_rows=1,
-            schema=fields,
-            truncate_ragged_lines=True,
-            extra_columns="ignore",
-            n_rows=st.readable_records,
-        )
-        .with_row_index("__rec")
+        records(sf.src, n, st.readable_records)
         .with_columns(
             [
                 (

@@ -24,8 +24,13 @@ __all__ = [
     "line_numbers",
     "physical_lines",
     "read_header",
+    "records",
     "scan_structure",
 ]
+
+# The csv module refuses a field over 128 KB by default; a record's text is split with it
+# (multi-line records, doubtful lines), and a long quoted field is data, not an error.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 _MAX_DOUBTFUL_KEYS = 20_000
 _COPY_IN_PYTHON = 64
@@ -84,6 +89,24 @@ def read_header(path: Path) -> list[str]:
     with path.open(encoding="utf-8", newline="") as fh:
         row = next(csv.reader(fh), None)
     return row or []
+
+
+def records(path: Path, n_fields: int, n_rows: int) -> pl.LazyFrame:
+    """The first `n_rows` data records of a CSV file as text columns `c0`.. (`n_fields` of them,
+    ragged records padded or cut) with their 0-based index `__rec`.
+
+    The header line is read as the header (its names replaced by position): skipping it and
+    passing a schema instead made polars size the columns from the first data line, so a blank
+    line right after the header failed the whole read."""
+    return pl.scan_csv(
+        path,
+        has_header=True,
+        infer_schema=False,
+        new_columns=[f"c{i}" for i in range(n_fields)],
+        truncate_ragged_lines=True,
+        extra_columns="ignore",
+        n_rows=n_rows,
+    ).with_row_index("__rec")
 
 
 def physical_lines(path: Path, *, nul_free: bool = False) -> pl.LazyFrame:

@@ -208,6 +208,53 @@ def test_a_file_separated_by_something_else_gets_a_hint(
     assert f"The header is one field holding {name}" in res.message
 
 
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+def test_a_blank_line_right_after_the_header_is_a_blank_record(tmp_path: Path, end: str) -> None:
+    """polars used to size the columns from the first data line: a blank one failed the read."""
+    p = write(tmp_path, "p.csv", end.join([HEADER, "", ROW.format(n=1, d="x")]) + end)
+    (res,) = run([p], tmp_path / "out")
+    assert (res.status, res.rows_read, res.rows_valid, res.excluded) == (
+        "validated",
+        2,
+        1,
+        {"blank_line": 1},
+    )
+
+
+@pytest.mark.parametrize("fast_lane", [True, False])
+def test_quoted_fields_longer_than_the_csv_modules_limit(tmp_path: Path, fast_lane: bool) -> None:
+    """Python's csv module refuses fields over 128 KB by default; records are split with it
+    (multi-line records, doubtful lines): a long field is data, not a crash."""
+    long_lines = '"' + "B\n" * 70_000 + '"'
+    long_doubtful = '"' + "C" * 200_000 + '"'
+    rows = [
+        HEADER,
+        ROW.format(n=1, d=long_lines),
+        ROW.format(n=2, d="x"),
+        ROW.format(n=3, d=long_doubtful).replace(",true,", ",maybe,"),
+    ]
+    p = write(tmp_path, "p.csv", "\n".join(rows) + "\n")
+    (res,) = run([p], tmp_path / "out", fast_lane=fast_lane)
+    assert (res.rows_read, res.rows_valid, res.rows_rejected) == (3, 2, 1)
+    # the header, 70,001 lines of record 1, record 2: record 3 starts on line 70,004
+    assert triples(res.rejects_path) == [("70004", "Captured", "bool_format")]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "says"),
+    [
+        ("utf-16", "not valid utf-16 (UTF-16 stream does not start with BOM)"),
+        ("rot13", "unknown encoding"),
+    ],
+)
+def test_a_declared_encoding_that_cannot_read_the_file_is_named(
+    tmp_path: Path, encoding: str, says: str
+) -> None:
+    p = write(tmp_path, "p.csv", HEADER + "\n" + ROW.format(n=1, d="x") + "\n")
+    (res,) = run([p], tmp_path / "out", encoding=encoding)
+    assert res.status == "unreadable" and says in res.message
+
+
 def test_header_only_file(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", HEADER + "\n")
     (res,) = run([p], tmp_path / "out")
