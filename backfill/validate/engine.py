@@ -58,6 +58,7 @@ from backfill.validate.rules import (
 )
 from backfill.validate.structure import (
     Structure,
+    blank_records,
     line_numbers,
     read_header,
     records,
@@ -262,6 +263,11 @@ def _prepare(
         else None,
         nul_free=not facts.nul,
     )
+    if structure.malformed_lines:  # the reader reads a copy without those records' text
+        copies.mkdir(exist_ok=True)
+        blanked = copies / f"{stem}.blanked.csv"
+        blank_records(src, blanked, structure.malformed_lines)
+        src = blanked
     res.status = "validated"
     res.passes["structure"] = time.perf_counter() - t0
     env = ColumnEnv(

@@ -21,6 +21,7 @@ import polars as pl
 __all__ = [
     "Structure",
     "StructureProblem",
+    "blank_records",
     "line_numbers",
     "physical_lines",
     "read_header",
@@ -36,6 +37,23 @@ _MAX_DOUBTFUL_KEYS = 20_000
 _COPY_IN_PYTHON = 64
 _NUL = "\x00"
 _QUOTED = r'"[^"]*"'
+# The shape of a line's quotes. polars splits records on quote parity (a record goes on while
+# an odd number of quotes is open), and reads a quote inside an unquoted value as text; a line
+# on which that and the CSV grammar disagree is damaged (`malformed_quotes`) and never reaches
+# polars (engine.py reads a copy with such records blanked).
+_Q_FIELD = r'"(?:[^"]|"")*"'  # a quoted value, closed
+_U_FIELD = r'(?:[^",][^,]*)?'  # an unquoted value (a quote after its first character is text)
+_FIELD = f"(?:{_Q_FIELD}|{_U_FIELD})"
+_WELL_FORMED = f"^{_FIELD}(?:,{_FIELD})*$"
+_OPENS = f'^(?:{_FIELD},)*"(?:[^"]|"")*$'  # fields, then a quoted value left open
+_CLOSES = f'^(?:[^"]|"")*"(?:,{_FIELD})*$'  # the rest of an open value, then fields
+_MALFORMED = {
+    "stray": "an odd number of quotes that opens no quoted value (a quote inside an unquoted "
+    'value: quote the value and double the quote, "24"" monitor"); the record is read as this '
+    "line alone",
+    "after": 'text after a quoted value\'s closing quote (as in "Order 1"x)',
+    "span": "a record over several lines whose quoted value closes before the end of its field",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,9 @@ class Structure:
     matched the gate (the identity, when it is the first column)."""
     doubtful_text: list[tuple[int, str]] = field(default_factory=list)
     """With `first_cell_keys`: (record, text as read) of every doubtful record."""
+    malformed_lines: list[tuple[int, int]] = field(default_factory=list)
+    """First and last line of every record rejected as `malformed_quotes`: the reader must not
+    see them (`blank_records`)."""
     """Records whose line did not match the line gate (gate.line_pattern), when one was given:
     every other record is one plain line whose gated cells have their form."""
 
@@ -107,6 +128,23 @@ def records(path: Path, n_fields: int, n_rows: int) -> pl.LazyFrame:
         extra_columns="ignore",
         n_rows=n_rows,
     ).with_row_index("__rec")
+
+
+def blank_records(src: Path, dst: Path, ranges: list[tuple[int, int]]) -> None:
+    """Copy `src` to `dst` with each record of `ranges` (first and last line, 1-based) made one
+    empty line: the same records in the same order, none of them with damaged quotes for the
+    reader to stumble on (its parallel reader splits records on quote parity)."""
+    starts = {a: b for a, b in ranges}
+    skip_to = 0
+    with src.open("rb") as fin, dst.open("wb") as fout:
+        for ln, raw in enumerate(fin, start=1):
+            if ln <= skip_to:
+                continue
+            if ln in starts:
+                skip_to = starts[ln]
+                fout.write(b"\n")
+                continue
+            fout.write(raw)
 
 
 def physical_lines(path: Path, *, nul_free: bool = False) -> pl.LazyFrame:
@@ -219,6 +257,7 @@ def scan_structure(
             kept_text.append(text.to_frame().select(pl.col("line") + pl.lit("")).to_series())
     schema = {
         "ln": pl.Int64,
+        "q": pl.UInt32,
         "odd": pl.Boolean,
         "fields": pl.Int64,
         "blank": pl.Boolean,
@@ -231,6 +270,7 @@ def scan_structure(
             schema={"ln": pl.Int64, "line": pl.String},
         ).select(
             "ln",
+            q=q,
             odd=q % 2 == 1,
             fields=fields.cast(pl.Int64),
             blank=line.is_null() | (line == ""),
@@ -245,18 +285,48 @@ def scan_structure(
     doubtful_lines = found.select("ln") if line_gate is not None else None
     raw_text = dict(candidates.select("ln", "text").iter_rows())
     plain = candidates.filter(~pl.col("odd")).select("ln", "fields", "blank", "nul")
-    quoted = candidates.filter(pl.col("odd")).select("ln", "odd", "fields")
     # n_lines: physical lines as the reader sees them (one per line end, plus an unterminated
     # last line), counted above.
     if n_lines == 0:
         return Structure(n_records=0)
-    odd = quoted.filter(pl.col("odd"))["ln"].cast(pl.Int64).to_list()
-    unterminated = len(odd) % 2 == 1
-    spans = [(odd[k], odd[k + 1]) for k in range(0, len(odd) - 1, 2)]
-    if unterminated:
-        spans.append((odd[-1], n_lines))
+    # Lines with quotes, by shape (few: a line the gate passed has none out of place).
+    shape = {
+        ln: (odd, wf, opens, closes)
+        for ln, odd, wf, opens, closes in found.filter(pl.col("q") > 0)
+        .select(
+            "ln",
+            "odd",
+            pl.col("text").str.contains(_WELL_FORMED),
+            pl.col("text").str.contains(_OPENS).alias("opens"),
+            pl.col("text").str.contains(_CLOSES).alias("closes"),
+        )
+        .iter_rows()
+    }
+    # Records over several lines, as polars finds them (quote parity), except that a line
+    # whose odd quote opens no quoted value is one damaged record, not the start of one.
+    spans: list[tuple[int, int]] = []
+    damaged: dict[int, str] = {}  # start line -> kind (`_MALFORMED`)
+    open_at: int | None = None
+    for ln in sorted(ln for ln, (odd, *_) in shape.items() if odd):
+        _, _, opens, closes = shape[ln]
+        if open_at is None:
+            if opens or ln == 1:
+                open_at = ln
+            else:
+                damaged[ln] = "stray"
+        else:
+            spans.append((open_at, ln))
+            if not closes:
+                damaged[open_at] = "span"
+            open_at = None
+    unterminated = open_at is not None
+    if open_at is not None:
+        spans.append((open_at, n_lines))
     spans = [(a, b) for a, b in spans if a > 1]  # a multi-line header is the header's business
     in_span = {ln for a, b in spans for ln in range(a, b + 1)}
+    for ln, (odd, wf, _, _) in shape.items():
+        if not odd and not wf and ln > 1 and ln not in in_span:
+            damaged[ln] = "after"
     n_records = n_lines - 1 - sum(b - a for a, b in spans)
     st = Structure(n_records=max(n_records, 0), unterminated_tail=unterminated and n_records > 0)
 
@@ -294,57 +364,50 @@ def scan_structure(
     st.blank_recs.sort()
     last = st.n_records - 1
     cut_tail = last >= 0 and (st.unterminated_tail or not ends_with_newline)
-    if cut_tail:  # a cut-off last record is reported as such, whatever it holds
-        nul_recs.pop(last, None)
+    # One problem per record, the first that applies: a cut-off last record, a NUL byte,
+    # damaged quotes, a wrong number of fields.
+    claimed: set[int] = set()
+
+    def problem(rec: int, ln: int, rule: str, message: str) -> None:
+        claimed.add(rec)
+        st.problems.append(StructureProblem(rec, ln, rule, message))
+
+    if cut_tail:
+        ln = _start_line(last, spans, n_lines)
+        got = next((c for r, _, c in counts if r == last), n_fields)
+        if st.unterminated_tail:
+            problem(
+                last,
+                ln,
+                "truncated_record",
+                "the last record opens a quote that never closes (file cut short?)",
+            )
+        elif last not in st.blank_recs and got < n_fields:
+            problem(
+                last,
+                ln,
+                "truncated_record",
+                f"the last line has {got} of {n_fields} fields and no line end (file cut short?)",
+            )
     for rec, (ln, at) in nul_recs.items():
-        # Instead of the field count: a NUL byte is what is wrong with such a record.
-        st.problems.append(
-            StructureProblem(
+        if rec not in claimed:
+            problem(
                 rec,
                 ln,
                 "nul_byte",
                 f"a NUL byte (0x00) at character {at} of the record: the export is damaged here",
             )
-        )
+    for ln, kind in sorted(damaged.items()):
+        if (rec := rec_of(ln)) not in claimed:
+            problem(rec, ln, "malformed_quotes", _MALFORMED[kind])
+            st.malformed_lines.append((ln, next((b for a, b in spans if a == ln), ln)))
     for rec, ln, got in sorted(counts):
-        if (rec == last and cut_tail) or got == n_fields or rec in nul_recs:
-            continue
-        more = "more" if got > n_fields else "fewer"
-        st.problems.append(
-            StructureProblem(
-                rec, ln, "field_count", f"{got} fields, {more} than the header's {n_fields}"
-            )
-        )
-    if cut_tail:
-        ln = _start_line(last, spans, n_lines)
-        if st.unterminated_tail:
-            st.problems.append(
-                StructureProblem(
-                    last,
-                    ln,
-                    "truncated_record",
-                    "the last record opens a quote that never closes (file cut short?)",
-                )
-            )
-        else:
-            got = next((c for r, _, c in counts if r == last), n_fields)
-            if last in st.blank_recs:
-                pass
-            elif got < n_fields:
-                st.problems.append(
-                    StructureProblem(
-                        last,
-                        ln,
-                        "truncated_record",
-                        f"the last line has {got} of {n_fields} fields and no line end (file cut short?)",
-                    )
-                )
-            elif got > n_fields:
-                st.problems.append(
-                    StructureProblem(
-                        last, ln, "field_count", f"{got} fields, more than the header's {n_fields}"
-                    )
-                )
+        if got != n_fields and rec not in claimed:
+            more = "more" if got > n_fields else "fewer"
+            problem(rec, ln, "field_count", f"{got} fields, {more} than the header's {n_fields}")
+    if damaged:
+        damaged_text = found.filter(pl.col("ln").is_in(list(damaged))).select("ln", "text")
+        raw_text.update(damaged_text.iter_rows())
     for pr in st.problems:
         if pr.rec not in st.raw_lines:
             st.raw_lines[pr.rec] = st.raw_multiline.get(pr.rec) or raw_text.get(pr.line) or ""

@@ -255,6 +255,54 @@ def test_a_declared_encoding_that_cannot_read_the_file_is_named(
     assert res.status == "unreadable" and says in res.message
 
 
+@pytest.mark.parametrize("fast_lane", [True, False])
+def test_damaged_quotes_reject_their_record_only(tmp_path: Path, fast_lane: bool) -> None:
+    """A quote that opens no quoted value (inch marks in an unquoted value) used to open a
+    record running to the next quote: every row after it was swallowed into one 'truncated'
+    reject, and two of them made polars' reader fail. Text after a closing quote made polars
+    fail too. Each now rejects its own record (`malformed_quotes`, raw text whole); quotes
+    inside an unquoted value that pair up stay text, and real multi-line records are kept."""
+    rows = [
+        HEADER,
+        ROW.format(n=1, d='24" monitor'),  # line 2: odd, opens nothing
+        ROW.format(n=2, d="x"),
+        ROW.format(n=3, d='"Order 3"  '),  # line 4: spaces after the closing quote
+        ROW.format(n=4, d='"Order 4"x'),  # line 5: text after the closing quote
+        ROW.format(n=5, d='Order "5" ok'),  # line 6: an even pair inside an unquoted value: text
+        ROW.format(n=6, d='"two\nlines"'),  # lines 7-8: a real multi-line record
+        ROW.format(n=7, d='"bad\nclose"x'),  # lines 9-10: closes, then text
+        ROW.format(n=8, d='27" screen'),  # line 11: another odd one
+        ROW.format(n=9, d="y"),
+    ]
+    p = write(tmp_path, "p.csv", "\n".join(rows) + "\n")
+    (res,) = run([p], tmp_path / "out", fast_lane=fast_lane)
+    assert triples(res.rejects_path) == [  # type: ignore[arg-type]
+        ("2", "", "malformed_quotes"),
+        ("4", "", "malformed_quotes"),
+        ("5", "", "malformed_quotes"),
+        ("9", "", "malformed_quotes"),
+        ("11", "", "malformed_quotes"),
+    ]
+    assert (res.rows_read, res.rows_valid, res.rows_rejected) == (9, 4, 5)
+    valid = pl.read_csv(res.valid_path, infer_schema=False).sort("id")  # type: ignore[arg-type]
+    assert valid["id"].to_list() == ["ch_2", "ch_5", "ch_6", "ch_9"]
+    assert valid["description"].to_list() == ["x", 'Order "5" ok', "two\nlines", "y"]
+    raw = pl.read_csv(res.rejects_path, infer_schema=False)["raw_line"].to_list()  # type: ignore[arg-type]
+    assert raw == [rows[1], rows[3], rows[4], rows[7], rows[8]]
+
+
+def test_a_complete_last_line_without_a_line_end_is_checked_like_any_other(
+    tmp_path: Path,
+) -> None:
+    """Only a last record that is cut short is reported as cut off; one that is whole but
+    has no line end gets the problem it has (here a NUL byte)."""
+    rows = [HEADER, ROW.format(n=1, d="x"), ROW.format(n=2, d="a\x00b")]
+    p = write(tmp_path, "p.csv", "\n".join(rows))
+    (res,) = run([p], tmp_path / "out")
+    assert triples(res.rejects_path) == [("3", "", "nul_byte")]  # type: ignore[arg-type]
+    assert (res.rows_read, res.rows_valid) == (2, 1)
+
+
 def test_header_only_file(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", HEADER + "\n")
     (res,) = run([p], tmp_path / "out")
