@@ -29,18 +29,20 @@ __all__ = [
     "thousandths_per_minor_unit",
 ]
 
+# ASCII digits: `\d` also matches other scripts' digits (Arabic-Indic, full-width), which no cast reads: such a
+# value is reported as not a number, not as too large once its cast failed.
 NUMBER_PATTERNS: dict[NumberLocale, str] = {
-    "plain": r"^-?\d+(\.\d+)?$",
-    "en": r"^-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$",
-    "de": r"^-?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$",
+    "plain": r"^-?[0-9]+(\.[0-9]+)?$",
+    "en": r"^-?([0-9]{1,3}(,[0-9]{3})+|[0-9]+)(\.[0-9]+)?$",
+    "de": r"^-?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)(,[0-9]+)?$",
 }
 
 _DT_PATTERNS: dict[DatetimeFormat, str] = {
-    "ymd_hm": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$",
-    "ymd_hms": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$",
-    "ymd_hms_frac": r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?$",
-    "iso_offset": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$",
-    "unix": r"^\d{9,10}$",
+    "ymd_hm": r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}$",
+    "ymd_hms": r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$",
+    "ymd_hms_frac": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?$",
+    "iso_offset": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})$",
+    "unix": r"^[0-9]{9,10}$",
 }
 _CANON = "%Y-%m-%d %H:%M:%S"
 
@@ -135,7 +137,7 @@ def datetime_parts(
                 .then(t.str.slice(0, 19).str.replace("T", " ", literal=True))
                 .otherwise(canon)
             )
-            tz = t.str.extract(r"(Z|[+-]\d{2}:?\d{2})$", 1)
+            tz = t.str.extract(r"(Z|[+-][0-9]{2}:?[0-9]{2})$", 1)
             sign = pl.when(tz.str.starts_with("-")).then(-1).otherwise(1)
             hh = tz.str.slice(1, 2).cast(pl.Int64, strict=False)
             mm = tz.str.replace(":", "", literal=True).str.slice(3, 2).cast(pl.Int64, strict=False)
@@ -146,7 +148,9 @@ def datetime_parts(
     return matched.fill_null(False), canon, offset, epoch
 
 
-_VALID_FIELDS = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]) ([01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
+_VALID_FIELDS = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
+)
 
 
 def local_to_utc(naive: pl.Expr, tz: str) -> pl.Expr:

@@ -20,7 +20,7 @@ from backfill.contracts import load_contracts
 from backfill.contracts.model import ColumnSpec
 from backfill.validate import FileResult, engine
 from backfill.validate.gate import SEP, build_gate, gate_part, pattern_body
-from tests.backfill.validate.helpers import FIXTURES, run, write
+from tests.backfill.validate.helpers import FIXTURES, run, triples, write
 
 FILES = sorted(
     p for p in FIXTURES.rglob("*.csv") if ".golden." not in p.name and p.parent.name != "references"
@@ -277,6 +277,11 @@ def test_non_ascii_digits_take_the_exact_lane_and_agree(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", header + rows)
     (fast,) = _both_lanes([p], tmp_path)
     assert fast.rows_valid == 1
+    # Named for what they are: not numbers / not dates (their casts failed: not "too large").
+    assert triples(fast.rejects_path) == [  # type: ignore[arg-type]
+        ("3", "Amount", "number_format"),
+        ("4", "Created date (UTC)", "datetime_format"),
+    ]
 
 
 def test_identities_hashed_from_the_lines_find_the_same_duplicates(
