@@ -11,6 +11,7 @@ in CR only is read through a copy with LF line ends (`cr_to_lf`).
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,30 @@ def _utf16_or_32(path: Path) -> str | None:
     if head.startswith(_UTF32_BOMS):
         return "utf-32"
     return "utf-16" if head.startswith(_UTF16_BOMS) else None
+
+
+# A well-formed UTF-8 sequence of two to four bytes (no overlong forms, no surrogates). In a
+# Windows-1252 or Latin-1 file such pairs are letters like 'Ã©' side by side: rare.
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+
+
+def _first_utf8_sequence(path: Path) -> int | None:
+    """Offset of the first multi-byte UTF-8 sequence in the file, or None (only read on the
+    error path: a file with bytes that are not UTF-8)."""
+    done = 0
+    tail = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            data = tail + chunk  # a sequence cut by the chunk boundary is found whole
+            if (m := _UTF8_SEQUENCE.search(data)) is not None:
+                return done - len(tail) + m.start()
+            tail = data[-3:]
+            done += len(chunk)
+    return None
 
 
 def _newlines_before(path: Path, offset: int, newline: bytes = b"\n") -> int:
@@ -182,8 +207,17 @@ def scan_bytes(path: Path, encoding: str | None = None) -> ByteFacts:
     enc = strict or "utf-8"
     if bad_off is not None and not declared:
         enc = "latin-1" if seen else "windows-1252"
-        if cr and lf == 0 and not uncounted_lf:  # lines end in CR only: count those
-            bad_line = _newlines_before(path, bad_off, b"\r") + 1
+        newline = b"\r" if cr and lf == 0 and not uncounted_lf else b"\n"  # CR-only line ends
+        if newline == b"\r":
+            bad_line = _newlines_before(path, bad_off, newline) + 1
+        if (at := _first_utf8_sequence(path)) is not None:
+            utf8_line = _newlines_before(path, at, newline) + 1
+            raise EncodingError(
+                f"{path}: mixed encodings: line {bad_line} is not UTF-8, but line {utf8_line} "
+                "holds UTF-8 text (an export appended to another?); read as one encoding, one "
+                "part would come out garbled. Re-export it, or pass --encoding windows-1252 to "
+                "read it all as Windows-1252 (its UTF-8 text then reads as 'CafÃ©')"
+            )
     return ByteFacts(
         size=size,
         encoding=codecs.lookup(enc).name if enc != "windows-1252" else "windows-1252",

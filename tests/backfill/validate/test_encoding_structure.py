@@ -303,6 +303,33 @@ def test_a_complete_last_line_without_a_line_end_is_checked_like_any_other(
     assert (res.rows_read, res.rows_valid) == (2, 1)
 
 
+def test_a_file_mixing_utf8_and_windows_1252_is_not_read_as_either(tmp_path: Path) -> None:
+    """Read as Windows-1252, its UTF-8 rows would ship garbled ('CafÃ©'); read as UTF-8, the
+    others fail: the file is unreadable, naming a line of each, unless an encoding is given."""
+    utf8_part = (HEADER + "\n" + ROW.format(n=1, d="Café") + "\n").encode("utf-8")
+    cp1252_part = (ROW.format(n=2, d="Crème brûlée") + "\n").encode("cp1252")
+    p = tmp_path / "p.csv"
+    p.write_bytes(utf8_part + cp1252_part)
+    (res,) = run([p], tmp_path / "out")
+    assert res.status == "unreadable" and "mixed encodings" in res.message
+    assert "line 3 is not UTF-8, but line 2 holds UTF-8 text" in res.message
+    (forced,) = run([p], tmp_path / "forced", encoding="windows-1252")
+    assert (forced.status, forced.rows_valid) == ("validated", 2)
+
+
+def test_windows_1252_text_is_not_taken_for_mixed(tmp_path: Path) -> None:
+    text = (
+        HEADER
+        + "\n"
+        + "\n".join(
+            ROW.format(n=i, d=d) for i, d in enumerate(["São Paulo", "Crème", "Ñandú", "Åse Øst"])
+        )
+    )
+    p = write(tmp_path, "p.csv", text + "\n", encoding="cp1252")
+    (res,) = run([p], tmp_path / "out")
+    assert (res.status, res.encoding, res.rows_valid) == ("validated", "windows-1252", 4)
+
+
 def test_header_only_file(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", HEADER + "\n")
     (res,) = run([p], tmp_path / "out")
