@@ -146,9 +146,21 @@ def _resolve_tz(spec: str, header: str | None, account: str) -> str:
     return spec
 
 
-def _separator_hint(header: list[str]) -> str:
-    """A hint when the header is one field holding another separator (an export from Excel in
-    a locale with decimal commas uses `;`; "Unicode Text" uses tabs): only commas are read."""
+def _file_labels(paths: list[Path]) -> dict[int, str]:
+    """How messages name each file: its name, or its path when two files share a name."""
+    names = [p.name for p in paths]
+    return {i: p.name if names.count(p.name) == 1 else str(p) for i, p in enumerate(paths)}
+
+
+def _header_hint(header: list[str]) -> str:
+    """A hint when the header fits no contract for a reason it shows: NUL characters (UTF-16
+    read without its byte-order mark), or one field holding another separator (an export from
+    Excel in a locale with decimal commas uses `;`; "Unicode Text" uses tabs)."""
+    if any("\x00" in h for h in header):
+        return (
+            ". The header holds NUL characters: the file looks like UTF-16 without a "
+            "byte-order mark; pass --encoding utf-16-le (or utf-16-be)"
+        )
     if len(header) != 1:
         return ""
     for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
@@ -229,7 +241,7 @@ def _prepare(
     try:
         match, why = detect(contracts, [h for h in header], opts.kind)
     except DetectionError as exc:
-        res.message = f"{path}: {exc}{_separator_hint(header)}"
+        res.message = f"{path}: {exc}{_header_hint(header)}"
         res.unknown_columns = header
         return res
     c = match.contract
@@ -801,7 +813,7 @@ def _resolve_duplicates(files: list[_Prepared]) -> None:
             loc=pl.format(
                 "{}:{}",
                 pl.col("__file").replace_strict(
-                    {i: p.result.path.name for i, p in enumerate(files)}, return_dtype=pl.String
+                    _file_labels([p.result.path for p in files]), return_dtype=pl.String
                 ),
                 pl.col("__line"),
             ),

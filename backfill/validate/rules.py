@@ -336,7 +336,8 @@ def rule_datetime_format(env: ColumnEnv, col: ColumnSpec) -> Check:
 
 
 def rule_datetime_invalid(env: ColumnEnv, col: ColumnSpec) -> Check:
-    """Right form, impossible instant: 23:59:60, 30 February, a local time skipped by DST."""
+    """Right form, no single instant: 23:59:60, 30 February, a local time skipped by DST, or
+    one that occurs twice (the hour repeated when clocks go back: which one is not known)."""
     t = text_col(col.name)
     failed = ~parse.blank(t) & matched_col(col.name) & typed_col(col.name).is_null()
     return _check(
@@ -344,7 +345,8 @@ def rule_datetime_invalid(env: ColumnEnv, col: ColumnSpec) -> Check:
         col,
         "datetime_invalid",
         failed,
-        f"{env.label(col.name)} is not a real date/time (in {env.tz.get(col.name, 'UTC')})",
+        f"{env.label(col.name)} is not one real date/time in {env.tz.get(col.name, 'UTC')}: "
+        "no such date or time, or a local time that clocks skip or repeat",
     )
 
 

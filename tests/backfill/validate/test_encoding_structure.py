@@ -330,6 +330,15 @@ def test_windows_1252_text_is_not_taken_for_mixed(tmp_path: Path) -> None:
     assert (res.status, res.encoding, res.rows_valid) == ("validated", "windows-1252", 4)
 
 
+def test_utf16_without_a_byte_order_mark_gets_a_hint(tmp_path: Path) -> None:
+    p = tmp_path / "p.csv"
+    p.write_bytes((HEADER + "\n" + ROW.format(n=1, d="x") + "\n").encode("utf-16-le"))
+    (res,) = run([p], tmp_path / "out")
+    assert res.status == "header" and "looks like UTF-16 without a byte-order mark" in res.message
+    (given,) = run([p], tmp_path / "given", encoding="utf-16-le")
+    assert (given.status, given.rows_valid) == ("validated", 1)
+
+
 def test_header_only_file(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", HEADER + "\n")
     (res,) = run([p], tmp_path / "out")

@@ -37,6 +37,18 @@ def test_duplicates_across_files(tmp_path: Path) -> None:
     assert pl.read_csv(ra.valid_path, infer_schema=False)["id"].to_list() == ["ch_1"]  # type: ignore[arg-type]
 
 
+def test_files_sharing_a_name_are_told_apart_by_their_path(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    row = "ch_1,2026-01-05 10:00:00,{},0,usd,true,Paid\n"
+    a = write(tmp_path / "x", "p.csv", HEADER + row.format("1.00"))
+    b = write(tmp_path / "y", "p.csv", HEADER + row.format("2.00"))
+    ra, rb = run([a, b], tmp_path / "out")
+    assert ra.rows_rejected == rb.rows_rejected == 1  # same id, different content
+    msg = pl.read_csv(ra.rejects_path, infer_schema=False)["message"][0]  # type: ignore[arg-type]
+    assert f"{a}:2" in msg and f"{b}:2" in msg
+
+
 def test_reject_rate_above_maximum_withholds_the_valid_file(tmp_path: Path) -> None:
     # A German-locale export read as plain: every amount is rejected.
     rows = "".join(f'ch_{i},2026-01-05 10:00:00,"1{i},50",0,eur,true,Paid\n' for i in range(5))

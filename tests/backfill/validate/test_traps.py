@@ -130,3 +130,20 @@ def test_multiple_of_agrees_with_integer_modulo() -> None:
     for k in (1, 10, 100, 1000):
         got = df.select(parse.multiple_of(pl.col("v"), k)).to_series().to_list()
         assert got == [v % k == 0 for v in values], k
+
+
+@pytest.mark.parametrize(
+    ("local", "why"),
+    [("2026-03-29 02:30", "skipped"), ("2026-10-25 02:30", "repeated")],
+)
+def test_a_local_time_clocks_skip_or_repeat_is_named_as_such(
+    tmp_path: Path, local: str, why: str
+) -> None:
+    """In the account's zone 02:30 does not exist on 29 March 2026 and happens twice on 25
+    October: neither is one instant, and the message says that, not just 'not real'."""
+    text = f"id,Created date,Amount,Amount Refunded,Currency,Captured,Status\nch_1,{local},1.00,0,usd,true,Paid\n"
+    p = write(tmp_path, "p.csv", text)
+    (res,) = run([p], tmp_path / "out", account_timezone="Europe/Berlin")
+    assert res.rejected_by_rule == {"datetime_invalid": 1}, why
+    msg = pl.read_csv(res.rejects_path, infer_schema=False)["message"][0]  # type: ignore[arg-type]
+    assert "a local time that clocks skip or repeat" in msg and "Europe/Berlin" in msg
