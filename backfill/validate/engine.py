@@ -275,6 +275,13 @@ def _prepare(
         else None,
         nul_free=not facts.nul,
     )
+    if structure.header_lines > 1:
+        res.status = "header"
+        res.message = (
+            f"{path}: the header spans lines 1-{structure.header_lines} (a quoted column name "
+            "with a line break); no export writes one: fix the header"
+        )
+        return res
     if structure.malformed_lines:  # the reader reads a copy without those records' text
         copies.mkdir(exist_ok=True)
         blanked = copies / f"{stem}.blanked.csv"

@@ -74,6 +74,9 @@ class Structure:
 
     n_records: int
     """Data records (blank lines included; the header excluded)."""
+    header_lines: int = 1
+    """Physical lines of the header: more than one (a quoted name with a line break) is not
+    read, and nothing else is worked out (engine.py fails the header check)."""
     problems: list[StructureProblem] = field(default_factory=list)
     blank_recs: list[int] = field(default_factory=list)
     multiline: pl.DataFrame = field(
@@ -322,7 +325,8 @@ def scan_structure(
     unterminated = open_at is not None
     if open_at is not None:
         spans.append((open_at, n_lines))
-    spans = [(a, b) for a, b in spans if a > 1]  # a multi-line header is the header's business
+    if spans and spans[0][0] == 1:  # a name with a line break in the header: not read
+        return Structure(n_records=0, header_lines=spans[0][1])
     in_span = {ln for a, b in spans for ln in range(a, b + 1)}
     for ln, (odd, wf, _, _) in shape.items():
         if not odd and not wf and ln > 1 and ln not in in_span:

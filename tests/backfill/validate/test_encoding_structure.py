@@ -339,6 +339,16 @@ def test_utf16_without_a_byte_order_mark_gets_a_hint(tmp_path: Path) -> None:
     assert (given.status, given.rows_valid) == ("validated", 1)
 
 
+@pytest.mark.parametrize("tail", ['"', '"y'])
+def test_a_header_over_two_lines_fails_the_header_check(tmp_path: Path, tail: str) -> None:
+    """A quoted column name with a line break made the record count disagree with the reader
+    (an InvariantError); such a header is now a header failure that says so."""
+    text = HEADER + ',"note\nx' + tail + "\n" + ROW.format(n=1, d="x") + ",n\n"
+    p = write(tmp_path, "p.csv", text)
+    (res,) = run([p], tmp_path / "out")
+    assert res.status == "header" and "the header spans lines 1-2" in res.message
+
+
 def test_header_only_file(tmp_path: Path) -> None:
     p = write(tmp_path, "p.csv", HEADER + "\n")
     (res,) = run([p], tmp_path / "out")
