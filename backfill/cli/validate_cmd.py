@@ -10,6 +10,7 @@ report instead. Exit 0 when every file validated under its maximum reject rate, 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -168,6 +169,15 @@ def validate(
         run = validate_files(paths, contracts, opts)
     except OSError as exc:
         err.print(f"[red]cannot write outputs: {exc}[/]")
+        raise typer.Exit(1) from None
+    except Exception as exc:  # the command never ends in a traceback
+        logging.getLogger("backfill.validate").debug("validation failed", exc_info=True)
+        err.print(
+            f"[red]validation stopped: {type(exc).__name__}: {exc}[/]\n"
+            "This is a bug in the validator, not in the files: nothing in "
+            f"{out_dir} from this run should be shipped. Please report it with the input.",
+            highlight=False,
+        )
         raise typer.Exit(1) from None
     if as_json:
         sys.stdout.write(json.dumps(run.asdict(), indent=2, default=str) + "\n")

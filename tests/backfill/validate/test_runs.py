@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from backfill.cli import app
@@ -86,6 +87,27 @@ def test_cli_validate_ok_json(tmp_path: Path) -> None:
     assert (tmp_path / "validate-report.json").exists() and (
         tmp_path / "transactions_clean.report.json"
     ).exists()
+
+
+def test_cli_ends_an_unexpected_failure_with_a_message_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug (counts that do not add up, an error from polars on an input nobody foresaw)
+    stops the command with exit 1 and says the run's outputs are not to be shipped."""
+    import backfill.validate as validate_pkg
+    from backfill.validate import InvariantError
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise InvariantError("p.csv: rows read 2 != valid 1 + rejected 0 + excluded 0")
+
+    monkeypatch.setattr(validate_pkg, "validate_files", broken)
+    path = FIXTURES / "stripe_payments" / "all_columns_clean.csv"
+    r = CliRunner().invoke(app, ["validate", str(path), "--out", str(tmp_path)])
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)  # not the InvariantError
+    out = " ".join(r.output.split())
+    assert "validation stopped: InvariantError: p.csv: rows read 2" in out
+    assert "should be shipped" in out and "Traceback" not in out
 
 
 def test_cli_table_says_which_contract_and_why(tmp_path: Path) -> None:
