@@ -367,13 +367,24 @@ def _passthrough(p: _Prepared) -> list[str]:
 
 
 def _key(contract: Contract) -> pl.Expr:
+    """A row's identity as text: the first non-blank part (`coalesce`), or every part joined
+    (`composite`, where a blank part is an empty component: a points entry without a program
+    is still an entry). Null, so no identity, only when every part is blank."""
     parts = [
         pl.when(parse.blank(text_col(k))).then(None).otherwise(text_col(k))
         for k in contract.identity
     ]
-    if contract.identity_mode == "coalesce":
+    if contract.identity_mode == "coalesce" or len(parts) == 1:
         return pl.coalesce(parts).alias("__key")
-    return pl.concat_str(parts, separator="\x1f").alias("__key")
+    joined = pl.concat_str([p.fill_null("") for p in parts], separator="\x1f")
+    none = pl.all_horizontal([p.is_null() for p in parts])
+    return pl.when(none).then(None).otherwise(joined).alias("__key")
+
+
+def _shown_key() -> pl.Expr:
+    """`__key` as messages and the excluded file show it: the parts of a composite identity
+    separated by ` | ` (they are joined by an invisible unit separator for comparing)."""
+    return pl.col("__key").str.replace_all("\x1f", " | ", literal=True)
 
 
 def _identity_is_first_cell(c: Contract, match: HeaderMatch, locale: NumberLocale) -> bool:
@@ -864,11 +875,11 @@ def _resolve_duplicates(files: list[_Prepared]) -> None:
                     "__rec",
                     __rule=pl.lit("duplicate_id"),
                     __col=pl.lit(label),
-                    __val=pl.col("__key"),
+                    __val=_shown_key(),
                     __raw=pl.col("__raw"),
                     __msg=pl.format(
                         "identity {} appears with different content at {}",
-                        pl.col("__key"),
+                        _shown_key(),
                         pl.col("loc"),
                     ),
                 )
@@ -962,7 +973,7 @@ def _finalize(p: _Prepared, max_rate: float) -> None:
     exc = pl.read_parquet(p.work / "excluded.parquet")
     exc = pl.concat([exc, *[f.cast(exc.schema) for f in p.extra_excluded]]).sort("__rec")  # type: ignore[arg-type]
     exc = line_numbers(pl.col("__rec"), st.multiline, exc)
-    exc.select("line", reason="__excl", identity="__key").write_csv(res.excluded_path)  # type: ignore[arg-type]
+    exc.select("line", reason="__excl", identity=_shown_key()).write_csv(res.excluded_path)  # type: ignore[arg-type]
     res.excluded = {r: int(n) for r, n in exc.group_by("__excl").len().sort("__excl").iter_rows()}
 
     wpath = p.work / "warnings.parquet"

@@ -50,6 +50,30 @@ def test_files_sharing_a_name_are_told_apart_by_their_path(tmp_path: Path) -> No
     assert f"{a}:2" in msg and f"{b}:2" in msg
 
 
+@pytest.mark.parametrize("fast_lane", [True, False])
+def test_a_composite_identity_with_blank_parts_is_still_checked_for_duplicates(
+    tmp_path: Path, fast_lane: bool
+) -> None:
+    """A points entry without programId / pointsCategory made its whole identity blank, so
+    its copies were shipped twice and its conflicting versions all shipped."""
+    header = (
+        "eventLogId,user_id,eventName,ledgerEntryType,points,pointsCategory,programId,"
+        "ledgerCreatedDate,transactionNumber,storeCode,tillCode\n"
+    )
+    entry = "L{},50001,PointsRedemption,DEBIT,{},,,2025-07-02 09:00:00.0,,MG,MG01\n"
+    rows = entry.format(1, 50) + entry.format(1, 50) + entry.format(2, 50) + entry.format(2, 70)
+    p = write(tmp_path, "points.csv", header + rows)
+    (res,) = run([p], tmp_path / "out", fast_lane=fast_lane)
+    assert (res.rows_valid, res.excluded, res.rejected_by_rule) == (
+        1,
+        {"exact_duplicate": 1},
+        {"duplicate_id": 2},
+    )
+    rejects = pl.read_csv(res.rejects_path, infer_schema=False)  # type: ignore[arg-type]
+    assert rejects["line"].to_list() == ["4", "5"]
+    assert rejects["value"].to_list() == ["L2 |  |  | DEBIT"] * 2  # parts shown, blanks too
+
+
 def test_reject_rate_above_maximum_withholds_the_valid_file(tmp_path: Path) -> None:
     # A German-locale export read as plain: every amount is rejected.
     rows = "".join(f'ch_{i},2026-01-05 10:00:00,"1{i},50",0,eur,true,Paid\n' for i in range(5))
