@@ -700,7 +700,9 @@ def _exact_lane(
         if errors
         else pl.lit(None, pl.Int32)
     )
-    text_cols = [pl.col(col.name).fill_null("") for col in c.columns] + [
+    # Copies are judged on what would be shipped: the output values (a status written 'Paid'
+    # in one file and 'paid' in the other is the same row), and pass-through text as it is.
+    shipped = [e.cast(pl.String).fill_null("") for e in out_cols] + [
         h.fill_null("") for h in passthrough
     ]
     is_rejected, is_pending = o == _REJECTED, o == _PENDING
@@ -712,7 +714,7 @@ def _exact_lane(
         pl.col("__key"),
         err,
         pl.when(is_rejected | is_pending).then(_record_text(p)).alias("__raw"),
-        pl.when(is_pending).then(pl.concat_str(text_cols, separator="\x1f").hash()).alias("__hash"),
+        pl.when(is_pending).then(pl.concat_str(shipped, separator="\x1f").hash()).alias("__hash"),
         *[pl.when(keeps).then(e) for e in out_cols],
         *[pl.when(keeps).then(h) for h in passthrough],
         pl.when(is_rejected & ~struct_hit)

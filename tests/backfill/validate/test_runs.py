@@ -74,6 +74,27 @@ def test_a_composite_identity_with_blank_parts_is_still_checked_for_duplicates(
     assert rejects["value"].to_list() == ["L2 |  |  | DEBIT"] * 2  # parts shown, blanks too
 
 
+@pytest.mark.parametrize("fast_lane", [True, False])
+def test_rows_that_would_ship_the_same_are_copies_not_a_conflict(
+    tmp_path: Path, fast_lane: bool
+) -> None:
+    """Copies are judged on the values shipped: a status or currency written in another case
+    (mapped or lower-cased the same) is an exact duplicate, not two duplicate_id rejects."""
+    rows = (
+        "ch_1,2026-01-05 10:00:00,1.00,0,usd,true,Paid\n"
+        "ch_1,2026-01-05 10:00:00,1.00,0,USD,true,paid\n"
+        "ch_2,2026-01-05 10:00:00,1.00,0,usd,true,Paid\n"
+        "ch_2,2026-01-05 10:00:00,2.00,0,usd,true,Paid\n"
+    )
+    p = write(tmp_path, "p.csv", HEADER + rows)
+    (res,) = run([p], tmp_path / "out", fast_lane=fast_lane)
+    assert (res.rows_valid, res.excluded) == (1, {"exact_duplicate": 1})
+    assert triples(res.rejects_path) == [  # type: ignore[arg-type]
+        ("4", "id", "duplicate_id"),
+        ("5", "id", "duplicate_id"),
+    ]
+
+
 def test_reject_rate_above_maximum_withholds_the_valid_file(tmp_path: Path) -> None:
     # A German-locale export read as plain: every amount is rejected.
     rows = "".join(f'ch_{i},2026-01-05 10:00:00,"1{i},50",0,eur,true,Paid\n' for i in range(5))
