@@ -357,3 +357,40 @@ def test_cross_file_rejects_find_their_lines_in_a_source_read_through_a_copy(
     rejects = pl.read_csv(ref.rejects_path, infer_schema=False)  # type: ignore[arg-type]
     assert rejects["raw_line"].str.starts_with("re_").all()
     _counts_add_up(ref)
+
+
+@pytest.mark.parametrize("fast_lane", [True, False])
+def test_a_unique_value_held_only_by_a_superseded_version_is_not_shared(
+    tmp_path: Path, fast_lane: bool
+) -> None:
+    """Member 50001 moved from x@ to y@ in the newer export, and 50002 now has x@: the old
+    version is superseded, not a duplicate_email with 50002 (both were rejected). Two current
+    members with one email (any case) are still rejected."""
+    header = (
+        "user_id,first_name,last_name,email,mobile,customer_external_id,registered_on,"
+        "loyalty_points,lifetime_points,auto_update_time_loyalty\n"
+    )
+
+    def member(user: int, email: str, t: int) -> str:
+        return f"{user},Ravi,Shah,{email},,,2023-11-02 08:15:00,10,1010,{t}\n"
+
+    old, new = 1751364000, 1751500000
+    a = write(
+        tmp_path,
+        "a.csv",
+        header + member(50001, "x@example.com", old) + member(50003, "C@Example.com", old),
+    )
+    b = write(
+        tmp_path,
+        "b.csv",
+        header
+        + member(50001, "y@example.com", new)
+        + member(50002, "x@example.com", new)
+        + member(50004, "c@example.com", old),
+    )
+    ra, rb = run([a, b], tmp_path / "out", fast_lane=fast_lane)
+    assert (ra.excluded, ra.rejected_by_rule) == ({"superseded": 1}, {"duplicate_email": 1})
+    assert (rb.rows_valid, rb.rejected_by_rule) == (2, {"duplicate_email": 1})
+    assert triples(ra.rejects_path) == [("3", "email", "duplicate_email")]  # type: ignore[arg-type]
+    assert triples(rb.rejects_path) == [("4", "email", "duplicate_email")]  # type: ignore[arg-type]
+    assert sorted(_valid(rb)["user_id"].to_list()) == ["50001", "50002"]
