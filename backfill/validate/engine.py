@@ -376,6 +376,19 @@ def _key(contract: Contract) -> pl.Expr:
     ]
     if contract.identity_mode == "coalesce" or len(parts) == 1:
         return pl.coalesce(parts).alias("__key")
+    # The parts as they are shipped where the text may differ: an int without leading zeros
+    # (`07` is 7), an enum read in any case in lower case (`CREDIT` is `credit`; both are
+    # shipped as the contract spells it). A single-part identity stays as written: the
+    # structure pass hashes it from the raw line.
+    cols = [contract.column(k) for k in contract.identity]
+    parts = [
+        p.str.replace(r"^0+([0-9])", "$1")
+        if col.type == "int"
+        else p.str.to_lowercase()
+        if col.enum and col.case_insensitive
+        else p
+        for p, col in zip(parts, cols, strict=True)
+    ]
     joined = pl.concat_str([p.fill_null("") for p in parts], separator="\x1f")
     none = pl.all_horizontal([p.is_null() for p in parts])
     return pl.when(none).then(None).otherwise(joined).alias("__key")

@@ -401,4 +401,15 @@ def output_value(col: ColumnSpec, *, fast: bool = False) -> pl.Expr:
             out = mapped.otherwise(lower_col(col.name))  # type: ignore[union-attr]
         elif col.lower:
             out = lower_col(col.name)
+        elif col.enum and col.case_insensitive and not fast:
+            # Spelled as the contract spells it, whatever the case in the export ('credit' is
+            # shipped 'CREDIT'). Fast-lane rows are spelled so already: a value in another case
+            # takes the exact lane.
+            spelled: dict[str, str] = {}
+            for value in _spellings(col):
+                spelled.setdefault(value.lower(), value)
+            chain: pl.Expr | pl.When | pl.Then = pl
+            for low, value in spelled.items():
+                chain = chain.when(lower_col(col.name) == low).then(pl.lit(value))  # type: ignore[union-attr]
+            out = chain.otherwise(t)  # type: ignore[union-attr]
     return out.alias(col.name)

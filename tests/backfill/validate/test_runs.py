@@ -71,7 +71,8 @@ def test_a_composite_identity_with_blank_parts_is_still_checked_for_duplicates(
     )
     rejects = pl.read_csv(res.rejects_path, infer_schema=False)  # type: ignore[arg-type]
     assert rejects["line"].to_list() == ["4", "5"]
-    assert rejects["value"].to_list() == ["L2 |  |  | DEBIT"] * 2  # parts shown, blanks too
+    # the identity as compared: parts shown, blanks too, the case-insensitive enum in lower case
+    assert rejects["value"].to_list() == ["L2 |  |  | debit"] * 2
 
 
 @pytest.mark.parametrize("fast_lane", [True, False])
@@ -92,6 +93,31 @@ def test_rows_that_would_ship_the_same_are_copies_not_a_conflict(
     assert triples(res.rejects_path) == [  # type: ignore[arg-type]
         ("4", "id", "duplicate_id"),
         ("5", "id", "duplicate_id"),
+    ]
+
+
+@pytest.mark.parametrize("fast_lane", [True, False])
+def test_composite_identities_compare_as_shipped(tmp_path: Path, fast_lane: bool) -> None:
+    """`07` and `7` (an int), `CREDIT` and `credit`, `Main` and `MAIN` (enums read in any
+    case) are the same points entry, shipped the same: copies, not two entries with one
+    identity, and the enum is shipped as the contract spells it."""
+    header = (
+        "eventLogId,user_id,eventName,ledgerEntryType,points,pointsCategory,programId,"
+        "ledgerCreatedDate,transactionNumber,storeCode,tillCode\n"
+    )
+    entry = "{},50001,TransactionAdd,{},10,{},{},2025-07-01 10:00:05.0,MG-1,MG,MG01\n"
+    rows = (
+        entry.format("L2", "CREDIT", "Main", "7")
+        + entry.format("L2", "credit", "Main", "7")
+        + entry.format("L3", "CREDIT", "Main", "7")
+        + entry.format("L3", "Credit", "MAIN", "07")
+    )
+    p = write(tmp_path, "points.csv", header + rows)
+    (res,) = run([p], tmp_path / "out", fast_lane=fast_lane)
+    assert (res.rows_valid, res.excluded, res.rows_rejected) == (2, {"exact_duplicate": 2}, 0)
+    valid = pl.read_csv(res.valid_path, infer_schema=False)  # type: ignore[arg-type]
+    assert valid.select("entry_type", "points_category", "program_id").unique().rows() == [
+        ("CREDIT", "Main", "7")
     ]
 
 
