@@ -313,7 +313,13 @@ def rule_int_format(env: ColumnEnv, col: ColumnSpec) -> Check:
     """Not a whole number (or too large)."""
     t = text_col(col.name)
     failed = ~parse.blank(t) & typed_col(col.name).is_null()
-    return _check(env, col, "int_format", failed, f"{env.label(col.name)} is not a whole number")
+    return _check(
+        env,
+        col,
+        "int_format",
+        failed,
+        f"{env.label(col.name)} is not a whole number of at most 18 digits",
+    )
 
 
 def rule_bool_format(env: ColumnEnv, col: ColumnSpec) -> Check:

@@ -336,7 +336,7 @@ def stage_two(
             out.append(t.cast(pl.Int64, strict=False).alias(name))
         elif col.type == "int":
             out.append(
-                pl.when(t.str.contains(r"^-?\d{1,18}$"))
+                pl.when(t.str.contains(r"^-?[0-9]{1,18}$"))
                 .then(t.cast(pl.Int64, strict=False))
                 .alias(name)
             )

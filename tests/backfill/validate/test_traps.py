@@ -147,3 +147,16 @@ def test_a_local_time_clocks_skip_or_repeat_is_named_as_such(
     assert res.rejected_by_rule == {"datetime_invalid": 1}, why
     msg = pl.read_csv(res.rejects_path, infer_schema=False)["message"][0]  # type: ignore[arg-type]
     assert "a local time that clocks skip or repeat" in msg and "Europe/Berlin" in msg
+
+
+def test_an_int_too_long_for_64_bits_says_so(tmp_path: Path) -> None:
+    header = (
+        "user_id,first_name,last_name,email,mobile,customer_external_id,registered_on,"
+        "loyalty_points,lifetime_points,auto_update_time_loyalty\n"
+    )
+    row = "50001,Ravi,Shah,a@example.com,,,2023-11-02 08:15:00,10,1010,9223372036854775807\n"
+    p = write(tmp_path, "members.csv", header + row)
+    (res,) = run([p], tmp_path / "out", kind="capillary_customers")
+    msg = pl.read_csv(res.rejects_path, infer_schema=False)["message"].to_list()  # type: ignore[arg-type]
+    assert res.rejected_by_rule == {"int_format": 1}
+    assert msg == ["auto_update_time_loyalty is not a whole number of at most 18 digits"]
