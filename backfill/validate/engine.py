@@ -466,21 +466,12 @@ def _duplicates(files: list[_Prepared]) -> tuple[pl.Series, dict[str, pl.Series]
     """
     contract = files[0].contract
     lowered = [pl.col(n).str.to_lowercase().alias(f"__l_{n}") for n in lowered_columns(contract)]
-    # With `newest_by`, the version time of each row: a unique value held only by a version
-    # that a newer one of its identity supersedes is not shared (see below).
-    newest = contract.newest_by
-    version = (
-        [pl.col(newest).str.strip_chars().cast(pl.Int64, strict=False).alias("__t")]
-        if newest
-        else []
-    )
     frames = pl.concat(
         [
             _frame(p)
             .with_columns(lowered)
             .select(
                 _key(contract),
-                *version,
                 *[unique_value(u).alias(f"__u{i}") for i, u in enumerate(contract.unique)],
             )
             for p in files
@@ -513,26 +504,11 @@ def _duplicates(files: list[_Prepared]) -> tuple[pl.Series, dict[str, pl.Series]
         values[u.id] = pl.Series(f"__u{i}", [], pl.String)
         if shared.len():
             col = pl.col(f"__u{i}")
-            held = frames.filter(_value_hash(col).is_in(shared.implode()))
-            if newest:
-                # Only the newest version(s) of each identity hold their values: the latest
-                # time of each identity among those rows' identities, over every row.
-                ids = held.select(__h=_key_hash()).unique()
-                latest = (
-                    frames.with_columns(__h=_key_hash())
-                    .join(ids, on="__h", how="semi")
-                    .group_by("__key")
-                    .agg(pl.col("__t").max().alias("__latest"))
-                )
-                held = held.join(latest, on="__key", how="left").filter(
-                    pl.col("__key").is_null()
-                    | pl.col("__latest").is_null()
-                    | (pl.col("__t") == pl.col("__latest"))
-                )
             exact.append(
                 (
                     u.id,
-                    held.group_by(col)
+                    frames.filter(_value_hash(col).is_in(shared.implode()))
+                    .group_by(col)
                     .agg(pl.col("__key").n_unique().alias("n"))
                     .filter(pl.col("n") > 1)
                     .select(col),
