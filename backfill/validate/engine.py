@@ -999,9 +999,18 @@ def _finalize(p: _Prepared, max_rate: float) -> None:
             schema={"__rec": pl.Int64, "rule": pl.String, "column": pl.String, "value": pl.String}
         )
     )
+    # Warnings belong to shipped rows: not to those the duplicates step set aside (copies,
+    # superseded versions) or rejected (conflicting versions).
+    resolved = [f["__rec"] for f in (*p.extra_excluded, *p.extra_rejects)]
+    if resolved:
+        warn = warn.filter(~pl.col("__rec").is_in(pl.concat(resolved).implode()))
     warn = line_numbers(pl.col("__rec"), st.multiline, warn).sort("line")
     warn.select("line", "column", "rule", "value").write_csv(res.warnings_path)  # type: ignore[arg-type]
-    res.warnings_by_rule = dict(sorted(p.warn_counts.items()))
+    res.warnings_by_rule = (
+        {r: int(n) for r, n in warn.group_by("rule").len().sort("rule").iter_rows()}
+        if resolved
+        else dict(sorted(p.warn_counts.items()))
+    )
 
     res.rows_read = st.n_records
     res.rows_valid = p.counts.get(("valid", ""), 0) + p.extra_valid

@@ -204,3 +204,27 @@ def test_cli_exit_1_without_traceback(tmp_path: Path) -> None:
     )
     out = " ".join(r.output.split())
     assert "bad.csv" in out and "no contract fits" in out and "missing.csv: no such file" in out
+
+
+@pytest.mark.parametrize("fast_lane", [True, False])
+def test_warnings_are_listed_for_shipped_rows_only(tmp_path: Path, fast_lane: bool) -> None:
+    """A copy excluded as exact_duplicate, or versions rejected as duplicate_id, used to keep
+    their warnings (listed and counted) though nothing of them is shipped."""
+    header = (
+        "user_id,first_name,last_name,email,mobile,customer_external_id,registered_on,"
+        "loyalty_points,lifetime_points,auto_update_time_loyalty\n"
+    )
+    # lifetime points below the current balance: a warning on each of these rows
+    copy = "50001,Ravi,Shah,a@example.com,,,2023-11-02 08:15:00,10,5,1751364000\n"
+    tie = "50002,Ravi,Shah,b@example.com,,,2023-11-02 08:15:00,{},5,1751364000\n"
+    a = write(tmp_path, "a.csv", header + copy + tie.format(10))
+    b = write(tmp_path, "b.csv", header + copy + tie.format(11))
+    ra, rb = run([a, b], tmp_path / "out", fast_lane=fast_lane, kind="capillary_customers")
+    assert (rb.excluded, ra.rejected_by_rule, rb.rejected_by_rule) == (
+        {"exact_duplicate": 1},
+        {"duplicate_id": 1},
+        {"duplicate_id": 1},
+    )
+    assert triples(ra.warnings_path) == [("2", "lifetime_points", "lifetime_ge_current_points")]  # type: ignore[arg-type]
+    assert triples(rb.warnings_path) == []  # type: ignore[arg-type]
+    assert (ra.warnings_by_rule, rb.warnings_by_rule) == ({"lifetime_ge_current_points": 1}, {})
