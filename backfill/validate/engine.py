@@ -117,7 +117,6 @@ class _Prepared:
     env: ColumnEnv
     checks: list[Check] = field(default_factory=list)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
-    warn_counts: dict[str, int] = field(default_factory=dict)
     extra_rejects: list[pl.DataFrame] = field(default_factory=list)
     extra_excluded: list[pl.DataFrame] = field(default_factory=list)
     extra_valid: int = 0
@@ -798,8 +797,6 @@ def _split_rare(p: _Prepared, rare: pl.LazyFrame, warnings: list[Check], expecte
     warned = rare.filter(pl.col("__w").is_not_null()).select("__rec", "__w").collect()
     flat = warned.explode("__w").unnest("__w")
     flat.write_parquet(p.work / "warnings.parquet")
-    for rule, n in flat.group_by("rule").len().iter_rows():
-        p.warn_counts[rule] = p.warn_counts.get(rule, 0) + int(n)
 
 
 def _owned() -> pl.Expr:
@@ -1006,11 +1003,9 @@ def _finalize(p: _Prepared, max_rate: float) -> None:
         warn = warn.filter(~pl.col("__rec").is_in(pl.concat(resolved).implode()))
     warn = line_numbers(pl.col("__rec"), st.multiline, warn).sort("line")
     warn.select("line", "column", "rule", "value").write_csv(res.warnings_path)  # type: ignore[arg-type]
-    res.warnings_by_rule = (
-        {r: int(n) for r, n in warn.group_by("rule").len().sort("rule").iter_rows()}
-        if resolved
-        else dict(sorted(p.warn_counts.items()))
-    )
+    res.warnings_by_rule = {
+        r: int(n) for r, n in warn.group_by("rule").len().sort("rule").iter_rows()
+    }
 
     res.rows_read = st.n_records
     res.rows_valid = p.counts.get(("valid", ""), 0) + p.extra_valid
